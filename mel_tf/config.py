@@ -1,0 +1,173 @@
+"""The whole configuration of a mel_tf network, in one place.
+
+A `NetworkConfig` states everything that shapes the generator and the
+discriminator: the preset's architecture (REFERENCE.md sections 1 and 2), the
+target resolution, the channel width and the data range.  Library code takes a
+config object; only the entry scripts read flags.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Optional, Tuple
+
+PRESETS = ("seed", "paper")
+MIN_RESOLUTION = 4
+MAX_RESOLUTION = 1024
+
+
+def check_resolution(resolution: int) -> int:
+    """Returns `resolution` if it is a power of two in [4, 1024], else raises ValueError."""
+    if (not isinstance(resolution, int) or resolution < MIN_RESOLUTION
+            or resolution > MAX_RESOLUTION or resolution & (resolution - 1)):
+        raise ValueError(
+            f"resolution must be a power of two from {MIN_RESOLUTION} to "
+            f"{MAX_RESOLUTION}, got {resolution!r}")
+    return resolution
+
+
+def resolutions_up_to(target: int) -> Tuple[int, ...]:
+    """4, 8, ..., target."""
+    check_resolution(target)
+    return tuple(2 ** k for k in range(2, int(math.log2(target)) + 1))
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkConfig:
+    """Architecture of both networks. Build one with `preset(name, ...)`."""
+
+    preset: str = "seed"
+    resolution: int = 256
+    # Channel widths are multiplied by this (and rounded, at least 1) so that
+    # tests and CPU demos can run narrow networks of the same shape.
+    width: float = 1.0
+    # Seed: the latent is reshaped to 4x4xC; paper: pixel-normalised and sent
+    # through an equalized dense layer to 4x4xC.
+    latent_mode: str = "reshape"          # "reshape" | "dense"
+    # Convolutions in G's 4x4 block (seed 2, paper 1 after the dense layer).
+    g_first_block_convs: int = 2
+    padding: str = "reflect"              # "reflect" | "zero"
+    pixel_norm_in_d: bool = True
+    # "seed": x / (sqrt(mean_c x^2) + eps); "paper": x * rsqrt(mean_c x^2 + eps)
+    pixel_norm_style: str = "seed"
+    pixel_norm_eps: float = 1e-7
+    # The source normalises before the activation, the paper after it.
+    pixel_norm_before_activation: bool = True
+    # 0 means the whole batch (the source); the paper uses 4.
+    mbstd_group_size: int = 0
+    mbstd_unbiased: bool = True
+    mbstd_eps: float = 0.0
+    output_activation: str = "sigmoid"    # "sigmoid" | "linear"
+    data_range: Tuple[float, float] = (0.0, 1.0)
+    conv_gain: float = math.sqrt(2.0)
+    to_rgb_gain: float = 1.0
+    latent_dense_gain: float = math.sqrt(2.0) / 4.0
+    lrelu_slope: float = 0.2
+    # Keras dtype policy name for every layer: "float32" or "mixed_bfloat16" /
+    # "mixed_float16" (float32 weights, low-precision compute).
+    dtype_policy: str = "float32"
+
+    def __post_init__(self):
+        if self.preset not in PRESETS:
+            raise ValueError(f"preset must be one of {PRESETS}, got {self.preset!r}")
+        check_resolution(self.resolution)
+        if not self.width > 0:
+            raise ValueError(f"width must be positive, got {self.width}")
+        if self.padding not in ("reflect", "zero"):
+            raise ValueError(f"padding must be 'reflect' or 'zero', got {self.padding!r}")
+        if self.mbstd_group_size < 0 or self.mbstd_group_size == 1 and self.mbstd_unbiased:
+            raise ValueError(f"invalid mbstd_group_size {self.mbstd_group_size}")
+
+    # ---- channel tables -------------------------------------------------
+    def _scaled(self, channels: float) -> int:
+        return max(1, int(round(channels * self.width)))
+
+    def features(self, resolution: int) -> int:
+        """Feature maps of the blocks at `resolution` (before width scaling).
+
+        Seed: halves as the side doubles, 256 at 4x4 ... 4 at 256x256.
+        Paper: min(8192 / 2^k, 512) for stage k (4x4 is k = 1).
+        """
+        if self.preset == "seed":
+            return max(1, 1024 // resolution)
+        return min(16384 // resolution, 512)
+
+    @property
+    def base_channels(self) -> int:
+        """Channels of the 4x4 latent map and of D's 4x4 head (512 in both presets)."""
+        return self._scaled(512)
+
+    @property
+    def latent_dim(self) -> int:
+        if self.latent_mode == "reshape":
+            return self.base_channels * 16
+        return self._scaled(512)
+
+    def g_block_channels(self, resolution: int) -> Tuple[int, int]:
+        """(input channels, output channels) of G's block at `resolution`."""
+        out = self._scaled(self.features(resolution))
+        if resolution == MIN_RESOLUTION:
+            return self.base_channels, out
+        return self._scaled(self.features(resolution // 2)), out
+
+    def d_block_channels(self, resolution: int) -> Tuple[int, int, int]:
+        """(input, middle, output) channels of D's block at `resolution` > 4.
+
+        Seed: the first conv changes the width (4 -> 8 -> 8 at 256);
+        paper: the second does (f(r) -> f(r) -> f(r/2)).
+        """
+        cin = self._scaled(self.features(resolution))
+        cout = self._scaled(self.features(resolution // 2))
+        if self.preset == "seed":
+            return cin, cout, cout
+        return cin, cin, cout
+
+    def d_from_rgb_channels(self, resolution: int) -> int:
+        return self._scaled(self.features(resolution))
+
+    @property
+    def d_head_channels(self) -> Tuple[int, int, int]:
+        """(input, after conv3x3, after conv4x4) channels of D's 4x4 head."""
+        return (self._scaled(self.features(MIN_RESOLUTION)), self.base_channels,
+                self.base_channels)
+
+    @property
+    def resolutions(self) -> Tuple[int, ...]:
+        return resolutions_up_to(self.resolution)
+
+    def replace(self, **changes) -> "NetworkConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["data_range"] = list(self.data_range)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "NetworkConfig":
+        d = dict(d)
+        d["data_range"] = tuple(d["data_range"])
+        return cls(**d)
+
+
+def preset(name: str, resolution: int = 256, width: float = 1.0,
+           dtype_policy: str = "float32", mbstd_group_size: Optional[int] = None) -> NetworkConfig:
+    """The `seed` (the source's) or `paper` (Karras et al.) architecture."""
+    if name == "seed":
+        cfg = NetworkConfig(preset="seed", resolution=resolution, width=width,
+                            dtype_policy=dtype_policy)
+    elif name == "paper":
+        cfg = NetworkConfig(
+            preset="paper", resolution=resolution, width=width,
+            latent_mode="dense", g_first_block_convs=1, padding="zero",
+            pixel_norm_in_d=False, pixel_norm_style="paper", pixel_norm_eps=1e-8,
+            pixel_norm_before_activation=False,
+            mbstd_group_size=4, mbstd_unbiased=False, mbstd_eps=1e-8,
+            output_activation="linear", data_range=(-1.0, 1.0),
+            dtype_policy=dtype_policy)
+    else:
+        raise ValueError(f"preset must be one of {PRESETS}, got {name!r}")
+    if mbstd_group_size is not None:
+        cfg = cfg.replace(mbstd_group_size=mbstd_group_size)
+    return cfg

@@ -1,0 +1,245 @@
+"""Keras layers of the Progressive GAN (Karras et al. 2018).
+
+Every layer is serialisable (`get_config`) and works inside functional and
+subclassed models. Tensors are NHWC.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import tensorflow as tf
+
+
+def equalized_scale(fan_in: int, gain: float) -> float:
+    """Runtime weight scale of the equalized learning rate: gain / sqrt(fan_in)."""
+    return gain / math.sqrt(fan_in)
+
+
+@keras.saving.register_keras_serializable(package="mel_tf")
+class EqualizedConv2D(keras.layers.Layer):
+    """2-D convolution with the equalized learning rate.
+
+    Weights are drawn from N(0, 1) and multiplied at run time by
+    gain / sqrt(k * k * C_in), so that Adam sees every layer at the same scale.
+    `padding` is "reflect" (the source), "zero" (the paper, 'SAME') or
+    "valid" (D's 4x4 -> 1x1 convolution).
+    """
+
+    def __init__(self, filters: int, kernel_size: int, gain: float = math.sqrt(2.0),
+                 padding: str = "zero", use_bias: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        if padding not in ("reflect", "zero", "valid"):
+            raise ValueError(f"padding must be reflect, zero or valid, got {padding!r}")
+        self.filters = int(filters)
+        self.kernel_size = int(kernel_size)
+        self.gain = float(gain)
+        self.padding = padding
+        self.use_bias = use_bias
+
+    def build(self, input_shape):
+        in_channels = int(input_shape[-1])
+        self.scale = equalized_scale(self.kernel_size * self.kernel_size * in_channels, self.gain)
+        self.kernel = self.add_weight(
+            name="kernel", shape=(self.kernel_size, self.kernel_size, in_channels, self.filters),
+            initializer=keras.initializers.RandomNormal(0.0, 1.0))
+        if self.use_bias:
+            self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer="zeros")
+
+    def call(self, x):
+        pad = self.kernel_size // 2
+        mode = "VALID"
+        if self.kernel_size > 1 and self.padding == "reflect":
+            x = tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
+        elif self.padding == "zero":
+            mode = "SAME"
+        w = self.kernel * tf.cast(self.scale, self.kernel.dtype)
+        if self.kernel_size == 1:
+            # A 1x1 convolution is a matrix product; matmul is faster than conv2d here.
+            y = tf.einsum("bhwc,cf->bhwf", x, w[0, 0])
+        else:
+            y = tf.nn.conv2d(x, w, strides=1, padding=mode)
+        if self.use_bias:
+            y = y + self.bias
+        return y
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters,
+                "kernel_size": self.kernel_size, "gain": self.gain,
+                "padding": self.padding, "use_bias": self.use_bias}
+
+
+@keras.saving.register_keras_serializable(package="mel_tf")
+class EqualizedDense(keras.layers.Layer):
+    """Dense layer with the equalized learning rate (scale gain / sqrt(fan_in))."""
+
+    def __init__(self, units: int, gain: float = math.sqrt(2.0), use_bias: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.units = int(units)
+        self.gain = float(gain)
+        self.use_bias = use_bias
+
+    def build(self, input_shape):
+        fan_in = int(input_shape[-1])
+        self.scale = equalized_scale(fan_in, self.gain)
+        self.kernel = self.add_weight(name="kernel", shape=(fan_in, self.units),
+                                      initializer=keras.initializers.RandomNormal(0.0, 1.0))
+        if self.use_bias:
+            self.bias = self.add_weight(name="bias", shape=(self.units,), initializer="zeros")
+
+    def call(self, x):
+        y = tf.matmul(x, self.kernel * tf.cast(self.scale, self.kernel.dtype))
+        if self.use_bias:
+            y = y + self.bias
+        return y
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "gain": self.gain,
+                "use_bias": self.use_bias}
+
+
+@keras.saving.register_keras_serializable(package="mel_tf")
+class PixelNorm(keras.layers.Layer):
+    """Normalises each pixel's feature vector to unit RMS over channels.
+
+    style "seed": x / (sqrt(mean_c(x^2)) + eps)  (the source, eps 1e-7)
+    style "paper": x * rsqrt(mean_c(x^2) + eps)  (Karras et al., eps 1e-8)
+    """
+
+    def __init__(self, eps: float = 1e-8, style: str = "paper", **kwargs):
+        super().__init__(**kwargs)
+        if style not in ("seed", "paper"):
+            raise ValueError(f"style must be 'seed' or 'paper', got {style!r}")
+        self.eps = float(eps)
+        self.style = style
+
+    def call(self, x):
+        # The mean of squares is taken in float32 even under bfloat16 compute:
+        # it sums many small numbers.
+        ms = tf.reduce_mean(tf.square(tf.cast(x, tf.float32)), axis=-1, keepdims=True)
+        if self.style == "seed":
+            inv = 1.0 / (tf.sqrt(ms) + self.eps)
+        else:
+            inv = tf.math.rsqrt(ms + self.eps)
+        return x * tf.cast(inv, x.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "eps": self.eps, "style": self.style}
+
+
+@keras.saving.register_keras_serializable(package="mel_tf")
+class MiniBatchStd(keras.layers.Layer):
+    """Appends one feature map: the standard deviation of features across a group.
+
+    The batch is split into groups of `group_size` consecutive samples (0: the
+    whole batch, as in the source). Per group, the std of every feature over
+    the group's samples is averaged over channels and pixels into one scalar,
+    which is appended as a constant map to each sample of that group.
+    `unbiased` divides by n - 1 (the source) instead of n (the paper).
+
+    A batch that the group size does not divide is an error (ValueError when
+    the batch size is known while tracing, a runtime error otherwise) rather
+    than a silently different statistic.
+    """
+
+    def __init__(self, group_size: int = 4, unbiased: bool = False, eps: float = 1e-8, **kwargs):
+        super().__init__(**kwargs)
+        self.group_size = int(group_size)
+        self.unbiased = bool(unbiased)
+        self.eps = float(eps)
+
+    def _group(self, batch):
+        """The group size for a batch: static int when possible, else a tensor."""
+        if self.group_size == 0:
+            return batch
+        if isinstance(batch, int):
+            group = min(self.group_size, batch)
+            if batch % group:
+                raise ValueError(
+                    f"MiniBatchStd: batch size {batch} is not divisible by the group "
+                    f"size {group}; use a batch size that is a multiple of it")
+            return group
+        return tf.minimum(self.group_size, batch)
+
+    def call(self, x):
+        static_batch = x.shape[0]
+        batch = static_batch if static_batch is not None else tf.shape(x)[0]
+        group = self._group(batch)
+        if isinstance(group, int) and self.unbiased and group < 2:
+            raise ValueError("MiniBatchStd (unbiased) needs at least 2 samples per group")
+        if not isinstance(group, int):
+            tf.debugging.assert_equal(batch % group, 0, message=(
+                "MiniBatchStd: batch size is not divisible by the group size"))
+        h, w, c = x.shape[1], x.shape[2], x.shape[3]
+        xf = tf.cast(x, tf.float32)
+        # Groups are runs of consecutive samples, so that a replica holding a
+        # contiguous slice of the batch forms the same groups as one device.
+        y = tf.reshape(xf, [-1, group, h, w, c])         # [M, G, H, W, C]
+        y = y - tf.reduce_mean(y, axis=1, keepdims=True)
+        denom = tf.cast(group, tf.float32) - (1.0 if self.unbiased else 0.0)
+        var = tf.reduce_sum(tf.square(y), axis=1) / denom  # [M, H, W, C]
+        std = tf.sqrt(var + self.eps)
+        stat = tf.repeat(tf.reduce_mean(std, axis=[1, 2, 3]), group)  # [N]
+        fmap = tf.ones_like(xf[..., :1]) * stat[:, None, None, None]
+        return tf.concat([x, tf.cast(fmap, x.dtype)], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], input_shape[-1] + 1)
+
+    def get_config(self):
+        return {**super().get_config(), "group_size": self.group_size,
+                "unbiased": self.unbiased, "eps": self.eps}
+
+
+@keras.saving.register_keras_serializable(package="mel_tf")
+class FadeIn(keras.layers.Layer):
+    """out = (1 - a) * old + a * new, with a in a non-trainable variable.
+
+    Keeping a in a variable lets the training step be traced once per stage
+    while a moves from 0 to 1.
+    """
+
+    def __init__(self, alpha: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.initial_alpha = float(alpha)
+
+    def build(self, input_shape=None):
+        self.alpha = self.add_weight(
+            name="alpha", shape=(), trainable=False,
+            initializer=keras.initializers.Constant(self.initial_alpha))
+
+    def call(self, inputs):
+        old, new = inputs
+        a = tf.cast(self.alpha, old.dtype)
+        return old + a * (new - old)
+
+    def get_config(self):
+        return {**super().get_config(), "alpha": self.initial_alpha}
+
+
+@keras.saving.register_keras_serializable(package="mel_tf")
+class Upsample2x(keras.layers.Layer):
+    """Nearest-neighbour 2x upsampling (each pixel becomes a 2x2 block)."""
+
+    def call(self, x):
+        h, w, c = x.shape[1], x.shape[2], x.shape[3]
+        y = tf.reshape(x, [-1, h, 1, w, 1, c])
+        y = tf.broadcast_to(y, [tf.shape(x)[0], h, 2, w, 2, c])
+        return tf.reshape(y, [-1, 2 * h, 2 * w, c])
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        return (n, 2 * h, 2 * w, c)
+
+
+@keras.saving.register_keras_serializable(package="mel_tf")
+class Downsample2x(keras.layers.Layer):
+    """2x2 average pooling."""
+
+    def call(self, x):
+        return tf.nn.avg_pool2d(x, ksize=2, strides=2, padding="VALID")
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        return (n, h // 2, w // 2, c)

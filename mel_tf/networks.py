@@ -1,0 +1,256 @@
+"""The growing generator and discriminator.
+
+Each network owns the layers of every stage up to the target resolution, all
+built when the network is made, so that a checkpoint and an optimizer see the
+same variables at every stage and growing keeps everything learned. The stage
+that runs is chosen with `set_stage(resolution, fading)`; the fade-in weight a
+lives in a variable (`set_alpha`), so a stage is traced once.
+
+Generator at stage R while fading:
+    out = act((1 - a) * up(toRGB[R/2](h[R/2])) + a * toRGB[R](block[R](h[R/2])))
+(toRGB is a 1x1 convolution, so applying it before the nearest upsampling is
+the same as after it, and cheaper.)
+Discriminator at stage R while fading:
+    x = (1 - a) * fromRGB[R/2](pool(img)) + a * block[R](fromRGB[R](img))
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from mel_tf.config import MIN_RESOLUTION, NetworkConfig, check_resolution
+from mel_tf.layers import (Downsample2x, EqualizedConv2D, EqualizedDense, FadeIn,
+                           MiniBatchStd, PixelNorm, Upsample2x)
+
+
+# ---- data range: the one place where images change representation -----------
+
+def uint8_to_network(images, cfg: NetworkConfig):
+    """uint8 [0, 255] images -> float32 in the preset's data range."""
+    lo, hi = cfg.data_range
+    return lo + tf.cast(images, tf.float32) * ((hi - lo) / 255.0)
+
+
+def network_to_uint8(images, cfg: NetworkConfig):
+    """Network output in the preset's data range -> uint8 [0, 255], rounded and clipped."""
+    lo, hi = cfg.data_range
+    x = (tf.cast(images, tf.float32) - lo) * (255.0 / (hi - lo))
+    return tf.cast(tf.round(tf.clip_by_value(x, 0.0, 255.0)), tf.uint8)
+
+
+# ---- building blocks ---------------------------------------------------------
+
+class ConvActNorm(keras.layers.Layer):
+    """conv -> [pixel norm] -> lrelu, or conv -> lrelu -> [pixel norm] (paper order)."""
+
+    def __init__(self, filters, kernel_size, cfg: NetworkConfig, pixel_norm: bool,
+                 padding=None, **kwargs):
+        super().__init__(dtype=cfg.dtype_policy, **kwargs)
+        self.conv = EqualizedConv2D(filters, kernel_size, gain=cfg.conv_gain,
+                                    padding=padding or cfg.padding, dtype=cfg.dtype_policy,
+                                    name="conv")
+        self.norm = (PixelNorm(cfg.pixel_norm_eps, cfg.pixel_norm_style, dtype=cfg.dtype_policy)
+                     if pixel_norm else None)
+        self.norm_first = cfg.pixel_norm_before_activation
+        self.slope = cfg.lrelu_slope
+
+    def build(self, input_shape):
+        self.conv.build(input_shape)
+
+    def call(self, x):
+        x = self.conv(x)
+        if self.norm is not None and self.norm_first:
+            x = self.norm(x)
+        x = tf.nn.leaky_relu(x, self.slope)
+        if self.norm is not None and not self.norm_first:
+            x = self.norm(x)
+        return x
+
+
+class GeneratorBlock(keras.layers.Layer):
+    """[2x nearest upsample] -> conv3x3 -> act -> conv3x3 -> act."""
+
+    def __init__(self, resolution, cfg: NetworkConfig, **kwargs):
+        super().__init__(dtype=cfg.dtype_policy, name=f"g_block_{resolution}", **kwargs)
+        cin, cout = cfg.g_block_channels(resolution)
+        self.cin = cin
+        self.upsample = Upsample2x() if resolution > MIN_RESOLUTION else None
+        n_convs = cfg.g_first_block_convs if resolution == MIN_RESOLUTION else 2
+        self.convs = [ConvActNorm(cout, 3, cfg, pixel_norm=True, name=f"conv{i}")
+                      for i in range(n_convs)]
+
+    def build(self, input_shape=None):
+        channels = self.cin
+        for conv in self.convs:
+            conv.build((None, None, None, channels))
+            channels = conv.conv.filters
+
+    def call(self, x):
+        if self.upsample is not None:
+            x = self.upsample(x)
+        for conv in self.convs:
+            x = conv(x)
+        return x
+
+
+class DiscriminatorBlock(keras.layers.Layer):
+    """conv3x3 -> act -> conv3x3 -> act -> 2x2 average pool."""
+
+    def __init__(self, resolution, cfg: NetworkConfig, **kwargs):
+        super().__init__(dtype=cfg.dtype_policy, name=f"d_block_{resolution}", **kwargs)
+        self.cin, cmid, cout = cfg.d_block_channels(resolution)
+        self.conv0 = ConvActNorm(cmid, 3, cfg, pixel_norm=cfg.pixel_norm_in_d, name="conv0")
+        self.conv1 = ConvActNorm(cout, 3, cfg, pixel_norm=cfg.pixel_norm_in_d, name="conv1")
+        self.pool = Downsample2x()
+
+    def build(self, input_shape=None):
+        self.conv0.build((None, None, None, self.cin))
+        self.conv1.build((None, None, None, self.conv0.conv.filters))
+
+    def call(self, x):
+        return self.pool(self.conv1(self.conv0(x)))
+
+
+class DiscriminatorHead(keras.layers.Layer):
+    """MiniBatchStd -> conv3x3 -> act -> conv4x4 valid (to 1x1) -> act -> 1x1 to a score."""
+
+    def __init__(self, cfg: NetworkConfig, **kwargs):
+        super().__init__(dtype=cfg.dtype_policy, name="d_head", **kwargs)
+        self.cin, c1, c2 = cfg.d_head_channels
+        self.mbstd = MiniBatchStd(cfg.mbstd_group_size, cfg.mbstd_unbiased, cfg.mbstd_eps,
+                                  dtype=cfg.dtype_policy)
+        self.conv0 = ConvActNorm(c1, 3, cfg, pixel_norm=cfg.pixel_norm_in_d, name="conv0")
+        # Not a 3x3 conv, so no pixel norm after it in either preset.
+        self.conv1 = ConvActNorm(c2, 4, cfg, pixel_norm=False, padding="valid", name="conv1")
+        self.out = EqualizedConv2D(1, 1, gain=1.0, dtype=cfg.dtype_policy, name="score")
+
+    def build(self, input_shape=None):
+        self.conv0.build((None, 4, 4, self.cin + 1))
+        self.conv1.build((None, 4, 4, self.conv0.conv.filters))
+        self.out.build((None, 1, 1, self.conv1.conv.filters))
+
+    def call(self, x):
+        x = self.conv1(self.conv0(self.mbstd(x)))
+        return tf.reshape(tf.cast(self.out(x), tf.float32), [-1, 1])
+
+
+# ---- the networks --------------------------------------------------------------
+
+class _Progressive(keras.Model):
+    """Stage bookkeeping shared by both networks."""
+
+    def __init__(self, cfg: NetworkConfig, **kwargs):
+        super().__init__(**kwargs)
+        self.cfg = cfg
+        self.fade = FadeIn(dtype=cfg.dtype_policy, name="fade")
+        self.fade.build()
+        self.stage_resolution = cfg.resolution
+        self.fading = False
+
+    def set_stage(self, resolution: int, fading: bool = False):
+        """Chooses the stage that `call` runs. Fading at 4x4 is meaningless and refused."""
+        check_resolution(resolution)
+        if resolution > self.cfg.resolution:
+            raise ValueError(f"stage {resolution} is above the network's target "
+                             f"resolution {self.cfg.resolution}")
+        if fading and resolution == MIN_RESOLUTION:
+            raise ValueError("the 4x4 stage has nothing to fade from")
+        self.stage_resolution = resolution
+        self.fading = bool(fading)
+
+    @property
+    def alpha(self):
+        """The fade-in weight a (a variable)."""
+        return self.fade.alpha
+
+    def set_alpha(self, value: float):
+        self.fade.alpha.assign(value)
+
+    def _index(self, resolution: int) -> int:
+        return self.cfg.resolutions.index(resolution)
+
+
+class Generator(_Progressive):
+    """Latent batch [N, latent_dim] -> images [N, R, R, 3] in the preset's data range."""
+
+    def __init__(self, cfg: NetworkConfig, name: str = "generator"):
+        super().__init__(cfg, name=name)
+        dt = cfg.dtype_policy
+        if cfg.latent_mode == "dense":
+            self.latent_norm = PixelNorm(cfg.pixel_norm_eps, cfg.pixel_norm_style, dtype=dt,
+                                         name="latent_norm")
+            self.latent_dense = EqualizedDense(16 * cfg.base_channels, gain=cfg.latent_dense_gain,
+                                               dtype=dt, name="latent_dense")
+            self.latent_dense.build((None, cfg.latent_dim))
+            self.latent_act_norm = PixelNorm(cfg.pixel_norm_eps, cfg.pixel_norm_style, dtype=dt,
+                                             name="latent_act_norm")
+        self.blocks = [GeneratorBlock(r, cfg) for r in cfg.resolutions]
+        self.to_rgb = [EqualizedConv2D(3, 1, gain=cfg.to_rgb_gain, dtype=dt, name=f"to_rgb_{r}")
+                       for r in cfg.resolutions]
+        for r, block, to_rgb in zip(cfg.resolutions, self.blocks, self.to_rgb):
+            block.build()
+            to_rgb.build((None, r, r, cfg.g_block_channels(r)[1]))
+        self.upsample = Upsample2x()
+        self.built = True
+
+    def _latent_to_map(self, z):
+        cfg = self.cfg
+        if cfg.latent_mode == "reshape":
+            return tf.reshape(z, [-1, 4, 4, cfg.base_channels])
+        x = self.latent_dense(self.latent_norm(z))
+        x = tf.reshape(x, [-1, 4, 4, cfg.base_channels])
+        return self.latent_act_norm(tf.nn.leaky_relu(x, cfg.lrelu_slope))
+
+    def call(self, z):
+        k = self._index(self.stage_resolution)
+        h = self.blocks[0](self._latent_to_map(z))
+        for block in self.blocks[1:k]:
+            h = block(h)
+        if k == 0:
+            rgb = self.to_rgb[0](h)
+        else:
+            rgb = self.to_rgb[k](self.blocks[k](h))
+            if self.fading:
+                rgb = self.fade([self.upsample(self.to_rgb[k - 1](h)), rgb])
+        rgb = tf.cast(rgb, tf.float32)
+        if self.cfg.output_activation == "sigmoid":
+            rgb = tf.sigmoid(rgb)
+        return rgb
+
+
+class Discriminator(_Progressive):
+    """Images [N, R, R, 3] in the preset's data range -> scores [N, 1] (float32)."""
+
+    def __init__(self, cfg: NetworkConfig, name: str = "discriminator"):
+        super().__init__(cfg, name=name)
+        dt = cfg.dtype_policy
+        self.from_rgb = [ConvActNorm(cfg.d_from_rgb_channels(r), 1, cfg, pixel_norm=False,
+                                     name=f"from_rgb_{r}") for r in cfg.resolutions]
+        # blocks[i] is the block at resolutions[i]; there is none at 4x4 (the head).
+        self.blocks = [None] + [DiscriminatorBlock(r, cfg) for r in cfg.resolutions[1:]]
+        self.head = DiscriminatorHead(cfg)
+        for from_rgb in self.from_rgb:
+            from_rgb.build((None, None, None, 3))
+        for block in self.blocks[1:]:
+            block.build()
+        self.head.build()
+        self.pool = Downsample2x()
+        self.built = True
+
+    def call(self, images):
+        k = self._index(self.stage_resolution)
+        images = tf.cast(images, self.compute_dtype)
+        x = self.from_rgb[k](images)
+        if k > 0:
+            x = self.blocks[k](x)
+            if self.fading:
+                x = self.fade([self.from_rgb[k - 1](self.pool(images)), x])
+        for block in reversed(self.blocks[1:k]):
+            x = block(x)
+        return self.head(x)
+
+
+def build_networks(cfg: NetworkConfig):
+    """A (generator, discriminator) pair for `cfg`, all stages built."""
+    return Generator(cfg), Discriminator(cfg)
