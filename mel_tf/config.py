@@ -171,3 +171,71 @@ def preset(name: str, resolution: int = 256, width: float = 1.0,
     if mbstd_group_size is not None:
         cfg = cfg.replace(mbstd_group_size=mbstd_group_size)
     return cfg
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything about how a run trains (the networks are in NetworkConfig)."""
+
+    seed: int = 0
+    # Schedule, in images shown (7500 iterations of batch 8 = 60,000).
+    fade_images: int = 60_000
+    stable_images: int = 60_000
+    stable_every_resolution: bool = False     # paper: True; the source: only at the target
+    batch_size: int = 8
+    batch_sizes: Tuple[Tuple[int, int], ...] = ()          # ((resolution, batch), ...)
+    learning_rate: float = 5e-4
+    learning_rates: Tuple[Tuple[int, float], ...] = ()     # ((resolution, lr), ...)
+    final_learning_rate: Optional[float] = None            # for the last phase
+    fade_real_images: bool = False            # the paper blends reals too; the source does not
+    # Adam and the losses.
+    adam_beta1: float = 0.0
+    adam_beta2: float = 0.99
+    adam_epsilon: float = 1e-8
+    gp_weight: float = 10.0
+    drift_weight: float = 0.001
+    critic_steps: int = 1
+    # Generator EMA: decay min(1 - 1/(t+1), ema_decay) with ramp-up (the source),
+    # else the constant ema_decay (the paper: 0.999).
+    ema_decay: float = 0.995
+    ema_rampup: bool = True
+    # Augmentation. Contrast on reals is the source's; DiffAugment is optional.
+    contrast: bool = True
+    contrast_range: Tuple[float, float] = (1.0, 2.0)
+    mirror: bool = False
+    augment: str = ""                         # DiffAugment policy, e.g. "color,translation"
+    augment_probability: float = 1.0
+    adaptive_augment: bool = False
+    ada_target: float = 0.6
+    # Execution.
+    xla: bool = True
+
+    def __post_init__(self):
+        if self.batch_size < 1 or self.critic_steps < 1:
+            raise ValueError("batch_size and critic_steps must be at least 1")
+        lo, hi = self.contrast_range
+        if not 0 < lo <= hi:
+            raise ValueError(f"contrast_range must satisfy 0 < low <= high, got {self.contrast_range}")
+
+    def to_dict(self) -> dict:
+        return json_ready(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        d = dict(d)
+        for key in ("batch_sizes", "learning_rates"):
+            d[key] = tuple(tuple(pair) for pair in d.get(key, ()))
+        d["contrast_range"] = tuple(d.get("contrast_range", (1.0, 2.0)))
+        return cls(**{k: v for k, v in d.items() if k in {f.name for f in dataclasses.fields(cls)}})
+
+    def replace(self, **changes) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+
+def json_ready(value):
+    """Tuples -> lists, recursively, so a config survives a JSON round trip unchanged."""
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    return value

@@ -212,7 +212,9 @@ class FadeIn(keras.layers.Layer):
     def call(self, inputs):
         old, new = inputs
         a = tf.cast(self.alpha, old.dtype)
-        return old + a * (new - old)
+        # This form (not old + a * (new - old)) is exact at both ends: at a = 1
+        # the old path has no influence at all, not even through rounding.
+        return (1.0 - a) * old + a * new
 
     def get_config(self):
         return {**super().get_config(), "alpha": self.initial_alpha}
