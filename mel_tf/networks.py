@@ -17,6 +17,7 @@ Discriminator at stage R while fading:
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from mel_tf.config import MIN_RESOLUTION, NetworkConfig, check_resolution
@@ -40,6 +41,26 @@ def network_to_uint8(images, cfg: NetworkConfig):
 
 
 # ---- building blocks ---------------------------------------------------------
+
+class _ListsInCheckpoints:
+    """Makes the layers held in list attributes checkpoint dependencies.
+
+    Keras 3 wraps list attributes in its own TrackedList, which
+    tf.train.Checkpoint does not follow (keras-team/keras#18398): without this
+    the blocks' weights were silently left out of every checkpoint. Each listed
+    layer becomes the child "<attribute>_<index>".
+    """
+    _checkpoint_lists = ()
+
+    def _trackable_children(self, save_type="checkpoint", **kwargs):
+        children = super()._trackable_children(save_type, **kwargs)
+        if save_type == "checkpoint":
+            for attr in self._checkpoint_lists:
+                for i, layer in enumerate(getattr(self, attr)):
+                    if layer is not None:
+                        children[f"{attr}_{i}"] = layer
+        return children
+
 
 class ConvActNorm(keras.layers.Layer):
     """conv -> [pixel norm] -> lrelu, or conv -> lrelu -> [pixel norm] (paper order)."""
@@ -68,8 +89,9 @@ class ConvActNorm(keras.layers.Layer):
         return x
 
 
-class GeneratorBlock(keras.layers.Layer):
+class GeneratorBlock(_ListsInCheckpoints, keras.layers.Layer):
     """[2x nearest upsample] -> conv3x3 -> act -> conv3x3 -> act."""
+    _checkpoint_lists = ("convs",)
 
     def __init__(self, resolution, cfg: NetworkConfig, **kwargs):
         super().__init__(dtype=cfg.dtype_policy, name=f"g_block_{resolution}", **kwargs)
@@ -137,7 +159,7 @@ class DiscriminatorHead(keras.layers.Layer):
 
 # ---- the networks --------------------------------------------------------------
 
-class _Progressive(keras.Model):
+class _Progressive(_ListsInCheckpoints, keras.Model):
     """Stage bookkeeping shared by both networks."""
 
     def __init__(self, cfg: NetworkConfig, **kwargs):
@@ -173,6 +195,7 @@ class _Progressive(keras.Model):
 
 class Generator(_Progressive):
     """Latent batch [N, latent_dim] -> images [N, R, R, 3] in the preset's data range."""
+    _checkpoint_lists = ("blocks", "to_rgb")
 
     def __init__(self, cfg: NetworkConfig, name: str = "generator"):
         super().__init__(cfg, name=name)
@@ -221,6 +244,7 @@ class Generator(_Progressive):
 
 class Discriminator(_Progressive):
     """Images [N, R, R, 3] in the preset's data range -> scores [N, 1] (float32)."""
+    _checkpoint_lists = ("from_rgb", "blocks")
 
     def __init__(self, cfg: NetworkConfig, name: str = "discriminator"):
         super().__init__(cfg, name=name)
@@ -249,6 +273,21 @@ class Discriminator(_Progressive):
         for block in reversed(self.blocks[1:k]):
             x = block(x)
         return self.head(x)
+
+
+def initialize(network: keras.Model, seed: int):
+    """Redraws every weight from its initializer with a given seed: kernels
+    N(0, 1) (the equalized learning rate scales them at run time), biases 0.
+
+    Keras draws initial weights from an unseeded global generator; a run needs
+    its initial weights to follow from its seed alone.
+    """
+    rng = np.random.default_rng([seed, 0x6d656c])
+    for var in network.trainable_variables:
+        if var.path.endswith("kernel"):
+            var.assign(rng.standard_normal(var.shape).astype(np.float32))
+        else:
+            var.assign(np.zeros(var.shape, np.float32))
 
 
 def build_networks(cfg: NetworkConfig):

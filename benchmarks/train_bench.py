@@ -1,0 +1,202 @@
+"""Training speed: seconds per iteration (one G step + one D step with penalty and drift).
+
+    python benchmarks/train_bench.py --preset=seed --resolutions=4,8,16,32,64,128,256 --out=FILE.json
+
+The measurement of REFERENCE.md section 4: batch 8, random data, the fade
+active at a = 0.5, the median of several timed iterations after warm-up.
+Each resolution runs in a fresh subprocess, so its peak resident memory is its
+own. FLOPs come from the layer shapes (multiply-add = 2), counting an
+iteration as 4 generator forwards + 14 discriminator forwards per image as
+REFERENCE.md does. With --data_dir (or --dataset) the benchmark also runs real
+training steps from the data pipeline and reports the share of time spent
+waiting for data.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+from absl import app, flags
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+F = flags.FLAGS
+flags.DEFINE_enum("preset", "seed", ["seed", "paper"], "Architecture preset.")
+flags.DEFINE_string("resolutions", "4,8,16,32,64,128,256", "Stage resolutions to time.")
+flags.DEFINE_float("width", 1.0, "Channel width multiplier.")
+flags.DEFINE_integer("batch_size", 8, "Batch size.")
+flags.DEFINE_integer("warmup", 3, "Untimed iterations after tracing.")
+flags.DEFINE_integer("iterations", 10, "Timed iterations (the median is reported).")
+flags.DEFINE_bool("xla", True, "Compile the step with XLA.")
+flags.DEFINE_bool("mixed_precision", False, "bfloat16 compute, float32 weights.")
+flags.DEFINE_string("data_dir", None, "Also measure the data-wait share on real data from here.")
+flags.DEFINE_string("dataset", None, "...or from a built-in dataset (twemoji_faces).")
+flags.DEFINE_string("out", None, "Write the JSON here (always printed).")
+flags.DEFINE_integer("one", None, "Internal: time one resolution in this process.")
+
+# The source's PyTorch code on this machine (REFERENCE.md section 4), s/iteration.
+SOURCE_SEC_PER_ITER = {4: 0.137, 8: 0.255, 16: 0.364, 32: 0.501, 64: 0.731, 128: 1.112, 256: 2.469}
+
+
+def conv_flops(h, w, cin, cout, k):
+    return 2 * h * w * cin * cout * k * k
+
+
+def forward_flops(cfg, resolution, fading):
+    """(generator, discriminator) forward FLOPs per image at a stage, from the config's tables."""
+    g = 0
+    if cfg.latent_mode == "dense":
+        g += 2 * cfg.latent_dim * 16 * cfg.base_channels
+    for r in cfg.resolutions:
+        if r > resolution:
+            break
+        cin, cout = cfg.g_block_channels(r)
+        convs = cfg.g_first_block_convs if r == 4 else 2
+        g += conv_flops(r, r, cin, cout, 3) + (convs - 1) * conv_flops(r, r, cout, cout, 3)
+    g += conv_flops(resolution, resolution, cfg.g_block_channels(resolution)[1], 3, 1)
+    if fading:
+        half = resolution // 2
+        g += conv_flops(half, half, cfg.g_block_channels(half)[1], 3, 1)
+    d = conv_flops(resolution, resolution, 3, cfg.d_from_rgb_channels(resolution), 1)
+    if fading:
+        half = resolution // 2
+        d += conv_flops(half, half, 3, cfg.d_from_rgb_channels(half), 1)
+    for r in cfg.resolutions[1:]:
+        if r > resolution:
+            break
+        cin, cmid, cout = cfg.d_block_channels(r)
+        d += conv_flops(r, r, cin, cmid, 3) + conv_flops(r, r, cmid, cout, 3)
+    c0, c1, c2 = cfg.d_head_channels
+    d += conv_flops(4, 4, c0 + 1, c1, 3)
+    d += conv_flops(1, 1, c1, c2, 4)       # the 4x4 'valid' conv: one output pixel
+    d += conv_flops(1, 1, c2, 1, 1)        # the score
+    return g, d
+
+
+def time_one(resolution):
+    """Times one resolution in this process; returns its result dict."""
+    import numpy as np
+    import tensorflow as tf
+
+    from mel_tf.config import TrainConfig, preset
+    from mel_tf.training import ProGAN, step_noise
+
+    policy = "mixed_bfloat16" if F.mixed_precision else "float32"
+    net = preset(F.preset, resolution, F.width, dtype_policy=policy)
+    tc = TrainConfig(batch_size=F.batch_size, xla=F.xla)
+    model = ProGAN(net, tc)
+    fading = resolution > 4
+    model.set_stage(resolution, fading)
+    model.set_alpha(0.5)
+    step_fn = tf.function(model.train_step, jit_compile=F.xla, autograph=False)
+    noise = step_noise(net, tc, F.batch_size)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (F.batch_size, resolution, resolution, 3), dtype=np.uint8)
+
+    def batch(step):
+        return {"images": tf.constant(images), "steps": tf.fill([F.batch_size], tf.constant(step, tf.int64)),
+                **{k: tf.constant(v) for k, v in noise(step).items()}}
+
+    t0 = time.perf_counter()
+    float(step_fn(batch(0))["d_loss"])
+    trace_s = time.perf_counter() - t0
+    for i in range(F.warmup):
+        float(step_fn(batch(1 + i))["d_loss"])
+    times = []
+    for i in range(F.iterations):
+        b = batch(100 + i)
+        t0 = time.perf_counter()
+        float(step_fn(b)["d_loss"])
+        times.append(time.perf_counter() - t0)
+    sec = statistics.median(times)
+    g_fwd, d_fwd = forward_flops(net, resolution, fading)
+    gflops = F.batch_size * (4 * g_fwd + 14 * d_fwd) / 1e9
+    result = {"resolution": resolution, "sec_per_iter": sec, "images_per_sec": F.batch_size / sec,
+              "gflops_per_iter": gflops, "gflops_per_sec": gflops / sec,
+              "min_sec_per_iter": min(times), "trace_and_compile_sec": trace_s,
+              "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if F.preset == "seed" and F.width == 1.0 and resolution in SOURCE_SEC_PER_ITER:
+        result["source_sec_per_iter"] = SOURCE_SEC_PER_ITER[resolution]
+        result["speedup_vs_source"] = SOURCE_SEC_PER_ITER[resolution] / sec
+    if F.data_dir or F.dataset:
+        result.update(data_wait(model, net, tc, resolution, step_fn))
+    return result
+
+
+def data_wait(model, net, tc, resolution, step_fn, steps=30):
+    """Share of wall time spent waiting for the next batch in a real data loop."""
+    from mel_tf import data as data_lib
+    from mel_tf.training import step_noise, _with_step_vector
+
+    image_set = data_lib.open_dataset(data_dir=F.data_dir, dataset=F.dataset,
+                                      max_resolution=resolution)
+    dataset = data_lib.batch_dataset(
+        image_set.images(resolution), F.batch_size, 0, 0,
+        extra_fn=_with_step_vector(step_noise(net, tc, F.batch_size), F.batch_size))
+    dataset = dataset.map(lambda e: {k: v for k, v in e.items() if k != "step"})
+    it = iter(dataset)
+    float(step_fn(next(it))["d_loss"])            # the pipeline's own warm-up
+    waiting = total = 0.0
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        element = next(it)
+        t1 = time.perf_counter()
+        float(step_fn(element)["d_loss"])
+        t2 = time.perf_counter()
+        waiting += t1 - t0
+        total += t2 - t0
+    return {"data_wait_fraction": waiting / total, "data_steps_timed": steps}
+
+
+def main(argv):
+    del argv
+    if F.one is not None:
+        print("RESULT " + json.dumps(time_one(F.one)), flush=True)
+        return 0
+    results = []
+    passthrough = [a for a in sys.argv[1:] if not a.startswith(("--out", "--resolutions"))]
+    for r in (int(x) for x in F.resolutions.split(",")):
+        proc = subprocess.run([sys.executable, os.path.abspath(__file__), f"--one={r}"] + passthrough,
+                              capture_output=True, text=True)
+        lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+        if proc.returncode != 0 or not lines:
+            print(proc.stderr[-3000:], file=sys.stderr)
+            return 1
+        results.append(json.loads(lines[-1][7:]))
+        print(json.dumps(results[-1]), file=sys.stderr, flush=True)
+    import tensorflow as tf
+    out = {"preset": F.preset, "width": F.width, "batch_size": F.batch_size, "xla": F.xla,
+           "mixed_precision": F.mixed_precision,
+           "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                       "processor": _cpu_model(), "tensorflow": tf.__version__},
+           "date": datetime.date.today().isoformat(), "results": results}
+    text = json.dumps(out, indent=2)
+    print(text)
+    if F.out:
+        with open(F.out, "w") as f:
+            f.write(text + "\n")
+    return 0
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,214 @@
+"""The training step and loop: EMA, resume, divergence, run directories, strategies."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mel_tf import rundir
+from mel_tf.config import TrainConfig, preset
+from mel_tf.data import ImageSet, LoadReport
+from mel_tf.training import LoopOptions, ProGAN, TrainingDiverged, step_noise, train
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+QUIET = LoopOptions(progress=False, sample_every_images=0, checkpoint_every_images=0)
+
+
+def tiny_images(n=16, size=8, seed=0):
+    rng = np.random.default_rng(seed)
+    sources = [rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for _ in range(n)]
+    return ImageSet(sources, LoadReport("synthetic", n))
+
+
+def tiny_run(**changes):
+    net = preset("seed", 8, width=1 / 64)
+    tc = TrainConfig(fade_images=32, stable_images=32, batch_size=4, xla=False)
+    return net, tc.replace(**changes)
+
+
+def weights(variables):
+    return [v.numpy().copy() for v in variables]
+
+
+def batch_for(net, tc, images, step):
+    """The batch the data pipeline gives at `step` (without tf.data)."""
+    from mel_tf.data import batch_indices
+    extra = step_noise(net, tc, tc.batch_size)(step)
+    idx = batch_indices(len(images), tc.batch_size, tc.seed, step)
+    return {"images": images[idx], "steps": np.full((tc.batch_size,), step, np.int64), **extra}
+
+
+def test_train_step_moves_both_networks_and_the_ema_follows_the_rampup():
+    net, tc = tiny_run()
+    model = ProGAN(net, tc)
+    model.set_stage(4, False)
+    images = tiny_images().images(4)
+    g0, d0 = weights(model.generator.trainable_variables), weights(model.discriminator.trainable_variables)
+    out = model.train_step(batch_for(net, tc, images, 0))
+    assert set(out) >= {"g_loss", "d_loss", "gradient_penalty", "drift", "wasserstein"}
+    g1 = weights(model.generator.trainable_variables)
+    changed = [not np.array_equal(a, b) for a, b in zip(g0, g1)]
+    # Only the 4x4 block and its toRGB train at 4x4; the others stay as they were.
+    names = [v.path for v in model.generator.trainable_variables]
+    assert all(c == ("g_block_4" in n or "to_rgb_4/" in n) for c, n in zip(changed, names)), names
+    assert any(not np.array_equal(a, b) for a, b in
+               zip(d0, weights(model.discriminator.trainable_variables)))
+    # Step 0: decay min(1 - 1/1, 0.995) = 0, so the EMA equals G.
+    for e, g in zip(weights(model.generator_ema.trainable_variables), g1):
+        np.testing.assert_array_equal(e, g)
+    # Step 1: decay 1/2, so EMA = (G_old + G_new) / 2.
+    model.train_step(batch_for(net, tc, images, 1))
+    g2 = weights(model.generator.trainable_variables)
+    for e, a, b in zip(weights(model.generator_ema.trainable_variables), g1, g2):
+        np.testing.assert_allclose(e, 0.5 * (a + b), rtol=1e-5, atol=1e-6)
+
+
+def test_resume_mid_fade_continues_exactly_like_an_uninterrupted_run(tmp_path):
+    net, tc = tiny_run()
+    images = tiny_images()
+    full = train(net, tc, images, str(tmp_path / "full"), options=QUIET)
+    assert full["done"] and full["images_shown"] == 32 * 3
+    # The same run, stopped after 11 steps (44 images: inside the 8x8 fade) and resumed.
+    part = train(net, tc, images, str(tmp_path / "split"),
+                 options=LoopOptions(progress=False, sample_every_images=0,
+                                     checkpoint_every_images=0, stop_after_steps=11))
+    assert part["stopped"] == "stop_after_steps" and part["images_shown"] == 44
+    _, _, _, shown = rundir.load_ema_generator(str(tmp_path / "split"))
+    assert shown == 44
+    rest = train(net, tc, images, str(tmp_path / "split"), options=QUIET)
+    assert rest["done"] and rest["step"] == full["step"]
+    for a, b in zip(full["model"].generator.weights + full["model"].discriminator.weights,
+                    rest["model"].generator.weights + rest["model"].discriminator.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+    for a, b in zip(full["model"].g_optimizer.variables, rest["model"].g_optimizer.variables):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    net, tc = tiny_run()
+    images = tiny_images()
+    logdir = str(tmp_path / "run")
+    train(net, tc, images, logdir, options=LoopOptions(
+        progress=False, sample_every_images=0, checkpoint_every_images=0, stop_after_steps=3))
+    good = rundir.latest_checkpoint(logdir)
+    with pytest.raises(TrainingDiverged, match="non-finite loss at step 3"):
+        train(net, tc.replace(gp_weight=float("nan")), images, logdir, options=QUIET)
+    assert rundir.latest_checkpoint(logdir) == good
+
+
+def test_a_run_directory_with_other_architecture_is_refused(tmp_path):
+    net, tc = tiny_run()
+    rundir.prepare(str(tmp_path), net, tc)
+    with pytest.raises(rundir.RunDirError, match="other architecture settings.*width"):
+        rundir.prepare(str(tmp_path), net.replace(width=0.5), tc)
+    # Training settings and the dtype policy may change on resume.
+    assert rundir.prepare(str(tmp_path), net.replace(dtype_policy="mixed_bfloat16"),
+                          tc.replace(learning_rate=1e-4))
+
+
+def test_xla_and_bfloat16_steps_agree_with_float32():
+    net, tc = tiny_run()
+    images = tiny_images().images(8)
+    reference = ProGAN(net, tc)
+    initial = weights(reference.weights)
+    losses = {}
+    for name, n, xla in [("eager", net, False), ("xla", net, True),
+                         ("bf16", net.replace(dtype_policy="mixed_bfloat16"), True)]:
+        model = ProGAN(n, tc)
+        for v, w in zip(model.weights, initial):
+            v.assign(w)
+        model.set_stage(8, True)
+        model.set_alpha(0.5)
+        step = tf.function(model.train_step, jit_compile=xla)
+        losses[name] = {k: float(v) for k, v in step(batch_for(net, tc, images, 0)).items()}
+    for key in ("g_loss", "d_loss", "wasserstein", "gradient_penalty"):
+        assert losses["xla"][key] == pytest.approx(losses["eager"][key], rel=1e-3, abs=1e-4)
+        # bfloat16 keeps ~3 significant digits; the penalty squares the gradient
+        # norm's error, so its tolerance is the loosest.
+        assert losses["bf16"][key] == pytest.approx(losses["eager"][key], rel=0.15, abs=0.05)
+
+
+MIRRORED_SCRIPT = textwrap.dedent("""
+    import sys, numpy as np, tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    sys.path.insert(0, {root!r})
+    from mel_tf.config import TrainConfig, preset
+    from mel_tf.data import ImageSet, LoadReport
+    from mel_tf.training import LoopOptions, train
+    rng = np.random.default_rng(0)
+    images = ImageSet([rng.integers(0, 256, (8, 8, 3), dtype=np.uint8) for _ in range(16)],
+                      LoadReport("synthetic", 16))
+    # MiniBatchStd groups of 2 lie inside each replica's half of a batch of 4.
+    net = preset("seed", 8, width=1 / 64, mbstd_group_size=2)
+    tc = TrainConfig(fade_images=16, stable_images=16, batch_size=4, xla=False)
+    opts = LoopOptions(progress=False, sample_every_images=0, checkpoint_every_images=0)
+    one = train(net, tc, images, sys.argv[1] + "/one", options=opts)
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    assert strategy.num_replicas_in_sync == 2
+    two = train(net, tc, images, sys.argv[1] + "/two", strategy=strategy, options=opts)
+    assert one["step"] == two["step"] == 12, (one["step"], two["step"])
+    worst = max(float(np.max(np.abs(a.numpy() - b.numpy())))
+                for a, b in zip(one["model"].generator.weights + one["model"].discriminator.weights,
+                                two["model"].generator.weights + two["model"].discriminator.weights))
+    print("max weight difference", worst)
+    assert worst < 1e-4, worst
+""")
+
+
+def test_mirrored_on_two_logical_devices_matches_one_device(tmp_path):
+    script = tmp_path / "mirrored.py"
+    script.write_text(MIRRORED_SCRIPT.format(root=ROOT))
+    result = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    assert "max weight difference" in result.stdout
+
+
+def _write_pngs(folder, n=12, size=12):
+    from PIL import Image
+    os.makedirs(folder, exist_ok=True)
+    rng = np.random.default_rng(3)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(
+            os.path.join(folder, f"icon{i}.png"))
+
+
+def test_train_py_end_to_end_at_8x8(tmp_path):
+    data_dir, logdir = tmp_path / "icons", tmp_path / "run"
+    _write_pngs(str(data_dir))
+    cmd = [sys.executable, os.path.join(ROOT, "train.py"), f"--data_dir={data_dir}",
+           f"--logdir={logdir}", "--resolution=8", "--width=0.015625", "--batch_size=4",
+           "--fade_images=16", "--stable_images=16", "--sample_every=16", "--metrics_images=0",
+           "--noxla"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Training complete: 48 images shown in 12 steps" in result.stderr
+    assert rundir.latest_checkpoint(str(logdir))
+    assert any(f.startswith("events.out.tfevents") for f in os.listdir(logdir))
+    samples = os.listdir(logdir / "samples")
+    assert any(s.endswith("_8x8.png") for s in samples)
+    flags_txt = (logdir / "flags.txt").read_text()
+    assert "--resolution=8" in flags_txt and "--batch_size=4" in flags_txt
+    # Running it again finds the run complete instead of starting over.
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
+    assert again.returncode == 0 and "Resuming" in again.stderr, again.stderr[-2000:]
+    # Other architecture settings in the same run directory: one clear line, exit 1.
+    other = subprocess.run(cmd + ["--width=0.5"], capture_output=True, text=True, timeout=300)
+    assert other.returncode == 1
+    assert "other architecture settings" in other.stderr.strip().splitlines()[-1]
+
+
+def test_train_py_reports_bad_data_in_one_line(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), f"--data_dir={empty}",
+                             f"--logdir={tmp_path / 'run'}", "--resolution=8"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("train.py: error:") and str(empty) in last
