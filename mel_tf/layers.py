@@ -17,6 +17,20 @@ def equalized_scale(fan_in: int, gain: float) -> float:
     return gain / math.sqrt(fan_in)
 
 
+def _reflect_pad(x, pad: int):
+    """Reflection padding (edge not repeated) built from slices and concats.
+
+    Same values as tf.pad(mode="REFLECT"), which becomes LiteRT's MIRROR_PAD:
+    an op outside the XNNPACK delegate that splits the on-device graph.
+    """
+    rows = [x[:, i:i + 1] for i in range(pad, 0, -1)] + [x]
+    rows += [x[:, -i - 1:-i] for i in range(1, pad + 1)]
+    x = tf.concat(rows, axis=1)
+    cols = [x[:, :, i:i + 1] for i in range(pad, 0, -1)] + [x]
+    cols += [x[:, :, -i - 1:-i] for i in range(1, pad + 1)]
+    return tf.concat(cols, axis=2)
+
+
 @keras.saving.register_keras_serializable(package="mel_tf")
 class EqualizedConv2D(keras.layers.Layer):
     """2-D convolution with the equalized learning rate.
@@ -51,13 +65,19 @@ class EqualizedConv2D(keras.layers.Layer):
         pad = self.kernel_size // 2
         mode = "VALID"
         if self.kernel_size > 1 and self.padding == "reflect":
-            x = tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
+            x = _reflect_pad(x, pad)
         elif self.padding == "zero":
             mode = "SAME"
         w = self.kernel * tf.cast(self.scale, self.kernel.dtype)
-        if self.kernel_size == 1:
+        k = self.kernel_size
+        if k == 1:
             # A 1x1 convolution is a matrix product; matmul is faster than conv2d here.
             y = tf.einsum("bhwc,cf->bhwf", x, w[0, 0])
+        elif mode == "VALID" and x.shape[1] == k and x.shape[2] == k:
+            # A 'valid' convolution as large as its input (D's 4x4 -> 1x1) is a
+            # dense layer; as a matmul its gradients are several times faster.
+            y = tf.matmul(tf.reshape(x, [-1, k * k * x.shape[3]]), tf.reshape(w, [-1, self.filters]))
+            y = tf.reshape(y, [-1, 1, 1, self.filters])
         else:
             y = tf.nn.conv2d(x, w, strides=1, padding=mode)
         if self.use_bias:
@@ -162,10 +182,13 @@ class MiniBatchStd(keras.layers.Layer):
             return group
         return tf.minimum(self.group_size, batch)
 
-    def call(self, x):
+    def call(self, x, num_sets: int = 1):
+        """`num_sets` > 1: the batch is that many equal sets stacked (say real and
+        fake images), and no group spans two sets, so one call over the stack
+        gives what a call per set would."""
         static_batch = x.shape[0]
         batch = static_batch if static_batch is not None else tf.shape(x)[0]
-        group = self._group(batch)
+        group = self._group(batch // num_sets)
         if isinstance(group, int) and self.unbiased and group < 2:
             raise ValueError("MiniBatchStd (unbiased) needs at least 2 samples per group")
         if not isinstance(group, int):
@@ -225,10 +248,9 @@ class Upsample2x(keras.layers.Layer):
     """Nearest-neighbour 2x upsampling (each pixel becomes a 2x2 block)."""
 
     def call(self, x):
-        h, w, c = x.shape[1], x.shape[2], x.shape[3]
-        y = tf.reshape(x, [-1, h, 1, w, 1, c])
-        y = tf.broadcast_to(y, [tf.shape(x)[0], h, 2, w, 2, c])
-        return tf.reshape(y, [-1, 2 * h, 2 * w, c])
+        # depth_to_space of four copies: one op that LiteRT's XNNPACK delegate
+        # runs (a reshape/broadcast_to version splits the .tflite graph).
+        return tf.nn.depth_to_space(tf.concat([x, x, x, x], axis=-1), 2)
 
     def compute_output_shape(self, input_shape):
         n, h, w, c = input_shape

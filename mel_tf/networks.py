@@ -152,8 +152,8 @@ class DiscriminatorHead(keras.layers.Layer):
         self.conv1.build((None, 4, 4, self.conv0.conv.filters))
         self.out.build((None, 1, 1, self.conv1.conv.filters))
 
-    def call(self, x):
-        x = self.conv1(self.conv0(self.mbstd(x)))
+    def call(self, x, num_sets: int = 1):
+        x = self.conv1(self.conv0(self.mbstd(x, num_sets=num_sets)))
         return tf.reshape(tf.cast(self.out(x), tf.float32), [-1, 1])
 
 
@@ -262,7 +262,9 @@ class Discriminator(_Progressive):
         self.pool = Downsample2x()
         self.built = True
 
-    def call(self, images):
+    def call(self, images, num_sets: int = 1):
+        """`num_sets`: the batch stacks that many equal sets scored as if apart
+        (MiniBatchStd never mixes them); every other layer is per-sample."""
         k = self._index(self.stage_resolution)
         images = tf.cast(images, self.compute_dtype)
         x = self.from_rgb[k](images)
@@ -272,7 +274,7 @@ class Discriminator(_Progressive):
                 x = self.fade([self.from_rgb[k - 1](self.pool(images)), x])
         for block in reversed(self.blocks[1:k]):
             x = block(x)
-        return self.head(x)
+        return self.head(x, num_sets=num_sets)
 
 
 def initialize(network: keras.Model, seed: int):

@@ -138,8 +138,11 @@ class ProGAN(keras.Model):
             with tf.GradientTape() as tape:
                 real_aug = self._diff_augment(reals[i], aug_seed(1 + 2 * i))
                 fake_aug = self._diff_augment(fake, aug_seed(2 + 2 * i))
-                real_scores = D(real_aug, training=True)
-                fake_scores_d = D(fake_aug, training=True)
+                # One critic call over reals and fakes stacked: the same scores as
+                # two calls (MiniBatchStd keeps the sets apart), and D's weights
+                # are read once instead of twice.
+                scores = D(tf.concat([real_aug, fake_aug], 0), num_sets=2, training=True)
+                real_scores, fake_scores_d = tf.split(scores, 2)
                 # The penalty sits between the augmented sets: the distributions D sees.
                 xhat = losses.interpolate(real_aug, fake_aug, epsilons[i])
                 penalty = losses.gradient_penalty(lambda x: D(x, training=True), xhat)

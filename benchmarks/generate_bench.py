@@ -1,0 +1,193 @@
+"""Time per-icon generation of every exported format.
+
+    python benchmarks/generate_bench.py --out=bench.json
+
+Builds a run directory holding an untrained generator (the seed preset at
+256x256, full width by default: the weights' values do not change the time),
+exports it with every option, and times batch-1 generation for the Keras
+generator, the SavedModel and each .tflite file with 1 and 2 threads. Each
+(format, threads) pair runs in its own process, because TensorFlow fixes its
+thread pools when it starts. The time is the median of --reps calls after
+--warmup calls; the minimum is kept too, as the machine may be shared.
+
+Output JSON: {"date", "machine", "model", "target_ms_per_icon", "results":
+[{"format", "threads", "ms_per_icon", "ms_min", "bytes"}, ...], "export"}.
+"""
+
+import datetime
+import importlib.metadata
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import app, flags
+
+flags.DEFINE_string("out", None, "JSON file for the results.")
+flags.DEFINE_string("preset", "seed", "Network preset.")
+flags.DEFINE_integer("resolution", 256, "Icon resolution.")
+flags.DEFINE_float("width", 1.0, "Channel width multiplier.")
+flags.DEFINE_list("threads", ["1", "2"], "Thread counts to time.")
+flags.DEFINE_integer("reps", 30, "Timed calls per measurement.")
+flags.DEFINE_integer("warmup", 5, "Untimed calls first.")
+flags.DEFINE_string("work_dir", None, "Keep the run and export here (default: a temp dir).")
+# Internal: one measurement in a fresh process.
+flags.DEFINE_string("worker_model", None, "(internal) time this model and print JSON.")
+flags.DEFINE_integer("worker_threads", 1, "(internal) threads of the measurement.")
+FLAGS = flags.FLAGS
+
+TARGET_MS = 5.0
+
+
+def main(argv):
+    del argv
+    if FLAGS.worker_model:
+        print(json.dumps(measure(FLAGS.worker_model, FLAGS.worker_threads, FLAGS.reps,
+                                 FLAGS.warmup)))
+        return
+    if not FLAGS.out:
+        raise app.UsageError("--out is required")
+    work = FLAGS.work_dir or tempfile.mkdtemp(prefix="generate_bench-")
+    load_before = os.getloadavg()
+    run, export_dir, model_info = build_and_export(work, FLAGS.preset, FLAGS.resolution,
+                                                   FLAGS.width)
+    with open(os.path.join(export_dir, "generator.json")) as f:
+        tflite_summary = json.load(f)
+    formats = [("keras", run, _checkpoint_bytes(run)),
+               ("saved_model", os.path.join(export_dir, "saved_model"),
+                _tree_bytes(os.path.join(export_dir, "saved_model")))]
+    for stem, name in (("generator", "tflite_float32"), ("generator_float16", "tflite_float16"),
+                       ("generator_int8", "tflite_int8")):
+        path = os.path.join(export_dir, stem + ".tflite")
+        formats.append((name, path, os.path.getsize(path)))
+    results = []
+    for name, path, size in formats:
+        for threads in map(int, FLAGS.threads):
+            timing = run_worker(path, threads)
+            results.append({"format": name, "threads": threads,
+                            "ms_per_icon": round(timing["median_ms"], 3),
+                            "ms_min": round(timing["min_ms"], 3), "bytes": size})
+            print(f"{name:15s} threads={threads}  {timing['median_ms']:8.2f} ms/icon "
+                  f"(min {timing['min_ms']:.2f})  {size / 1e6:7.2f} MB", flush=True)
+    report = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine_info(load_before),
+        "model": model_info,
+        "batch_size": 1, "reps": FLAGS.reps, "warmup": FLAGS.warmup,
+        "target_ms_per_icon": {"format": "tflite_float32", "threads": 1, "ms": TARGET_MS},
+        "results": results,
+        "export": {"psnr_db_vs_float32": _psnrs(export_dir), "saved_model_dir": export_dir,
+                   "exported_at": tflite_summary["exported_at"]},
+    }
+    with open(FLAGS.out, "w") as f:
+        json.dump(report, f, indent=2)
+    print(f"wrote {FLAGS.out}")
+
+
+def build_and_export(work, preset_name, resolution, width):
+    """A finished run of an untrained generator, and its export with every option."""
+    import keras
+
+    from mel_tf import rundir
+    from mel_tf.config import TrainConfig, preset
+    from mel_tf.export import export_generator
+    from mel_tf.networks import Generator
+    from mel_tf.schedule import schedule_for
+
+    net_cfg = preset(preset_name, resolution=resolution, width=width)
+    train_cfg = TrainConfig()
+    run = os.path.join(work, "run")
+    rundir.prepare(run, net_cfg, train_cfg)
+    keras.utils.set_random_seed(0)
+    generator = Generator(net_cfg, name="generator_ema")
+    state = rundir.RunState()
+    state.images_shown.assign(schedule_for(net_cfg, train_cfg).total_images)
+    rundir.checkpoint_manager(run, generator_ema=generator, state=state).save()
+    export_dir = os.path.join(work, "export")
+    export_generator(run, export_dir, tflite=True, quantize="none,float16,int8",
+                     overwrite=True, dataset_credit="untrained (benchmark)", log=print)
+    info = {"preset": preset_name, "resolution": resolution, "width": width,
+            "latent_dim": net_cfg.latent_dim, "weights": "untrained (random)"}
+    return run, export_dir, info
+
+
+def run_worker(path, threads):
+    """One measurement in a fresh Python process (TensorFlow's threads are per process)."""
+    result = subprocess.run(
+        [sys.executable, os.path.abspath(__file__), f"--worker_model={path}",
+         f"--worker_threads={threads}", f"--reps={FLAGS.reps}", f"--warmup={FLAGS.warmup}"],
+        capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"worker for {path} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def measure(path, threads, reps, warmup):
+    """Median and minimum milliseconds of a batch-1 call."""
+    if not path.endswith(".tflite"):
+        import tensorflow as tf
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    from mel_tf.generate import latents_for_seed, load_model
+    model = load_model(path, num_threads=threads)
+    z = latents_for_seed(0, 1, model.latent_dim)
+    for _ in range(warmup):
+        model(z)
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        model(z)
+        times.append(time.perf_counter() - start)
+    times.sort()
+    return {"median_ms": 1000 * times[len(times) // 2], "min_ms": 1000 * times[0]}
+
+
+def machine_info(load_before):
+    def version(package):
+        try:
+            return importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"platform": platform.platform(), "cpu": cpu, "cpu_count": os.cpu_count(),
+            "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+            "python": platform.python_version(), "tensorflow": version("tensorflow-cpu")
+            or version("tensorflow"), "keras": version("keras"),
+            "ai_edge_litert": version("ai-edge-litert"),
+            "load_average_before": [round(x, 2) for x in load_before],
+            "load_average_after": [round(x, 2) for x in os.getloadavg()]}
+
+
+def _psnrs(export_dir):
+    out = {}
+    for stem in ("generator_float16", "generator_int8"):
+        with open(os.path.join(export_dir, stem + ".json")) as f:
+            out[stem] = json.load(f)["psnr_db_vs_float32"]
+    return out
+
+
+def _checkpoint_bytes(run):
+    from mel_tf import rundir
+    prefix = rundir.latest_checkpoint(run)
+    folder = os.path.dirname(prefix)
+    return sum(os.path.getsize(os.path.join(folder, f)) for f in os.listdir(folder)
+               if f.startswith(os.path.basename(prefix) + "."))
+
+
+def _tree_bytes(path):
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,501 @@
+"""Export a trained generator for serving and for phones.
+
+    out_dir/
+      saved_model/                 TensorFlow SavedModel, signature "serving_default"
+      generator.json               what the model is (see below)
+      generator.tflite             float32 LiteRT model          (with tflite=True)
+      generator_float16.tflite     float16 weights               (quantize "float16")
+      generator_int8.tflite        int8 weights, dynamic range   (quantize "int8")
+      generator_*.json             one description beside each .tflite
+
+Every model maps latents z (float32 [N, latent_dim], input name "z") to icons
+(uint8 [N, R, R, 3], RGB, output name "icons"); the conversion from the
+network's data range to 0..255 (`network_to_uint8`) is inside the graph, so an
+app only feeds latents and reads pixels. How a seed becomes z is documented in
+`mel_tf.generate.latents_for_seed` and repeated in every JSON.
+
+The exported network is the EMA generator at one stage with the fade finished
+(a = 1). By default that is the highest resolution whose phase has finished
+(`rundir.completed_resolution`); a stage still fading in is exported only when
+asked (`allow_partial_fade`), and then also at a = 1.
+
+Quantization. "float16" stores the weights as float16 (half the size, float32
+maths). "int8" is dynamic-range quantization: int8 weights, float32 activations.
+Full-integer quantization (int8 activations calibrated on N(0, 1) latents) was
+measured too and lost more: on a 64x64 full-width seed generator its icons were
+35.4 dB PSNR from float32 against 40.2 dB for dynamic range, with no speed gain
+on XNNPack, so only dynamic range is offered.
+
+Metadata. The `tflite_support` metadata writer would need protobuf 3 and so
+cannot be installed beside TensorFlow 2.21; the JSON beside each .tflite is the
+documented description instead.
+
+Output safety. Everything is written into a temporary folder beside out_dir,
+validated, and only then moved into place, so a failed export leaves nothing
+behind. An existing out_dir that is not empty is refused unless `overwrite`;
+with `overwrite` only the names above are replaced and any other file in the
+folder is left alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+from typing import Callable, Iterable, List, Optional, Sequence, Union
+
+import numpy as np
+import tensorflow as tf
+
+import mel_tf
+from mel_tf import rundir
+from mel_tf.config import MIN_RESOLUTION, NetworkConfig, TrainConfig
+# The names of the serving signature and the seed rule are defined beside the
+# code that reads them back; generate.py does not import TensorFlow.
+from mel_tf.generate import (INPUT_NAME, OUTPUT_NAME, SEED_TO_Z, SIGNATURE_KEY, latents_for_seed,
+                             one_line)
+from mel_tf.schedule import schedule_for
+
+SAVED_MODEL_DIR = "saved_model"
+DATASET_FILE = "dataset.json"
+QUANTIZE_MODES = ("none", "float16", "int8")
+# File stem and the description written into its JSON, per quantize mode.
+TFLITE_STEMS = {"none": "generator", "float16": "generator_float16", "int8": "generator_int8"}
+QUANTIZATION_NAMES = {"none": "float32",
+                      "float16": "float16 weights, float32 compute",
+                      "int8": "int8 weights (dynamic range), float32 activations"}
+# Every name an export may write: with `overwrite` exactly these are replaced.
+OWN_NAMES = (SAVED_MODEL_DIR,) + tuple(
+    stem + ext for stem in TFLITE_STEMS.values() for ext in (".tflite", ".json"))
+# Credit line of the built-in Twemoji dataset, for runs trained on it.
+TWEMOJI_CREDIT = ("Twemoji graphics by Twitter, Inc. and other contributors, CC-BY 4.0, "
+                  "rasterised and resized")
+# The exported float32 model may differ from Keras by one level of 255 (a
+# rounding boundary crossed by float noise), never more.
+MAX_FLOAT32_DIFF = 1
+VALIDATION_LATENTS = 8
+
+_logger = logging.getLogger("mel_tf.export")
+
+
+class ExportError(ValueError):
+    """An export that cannot be done as asked; the message is one line."""
+
+
+@dataclasses.dataclass
+class LoadedRun:
+    """The EMA generator of a run, set to the stage chosen for export."""
+    generator: object            # mel_tf.networks.Generator, at `resolution`, fading off
+    net_cfg: NetworkConfig
+    train_cfg: TrainConfig
+    images_shown: int
+    resolution: int
+    fade_complete: bool          # False only for a stage exported with allow_partial_fade
+    training_alpha: float        # the run's a at that stage (1.0 once the fade is done)
+
+
+# ---- public API ---------------------------------------------------------------
+
+def export_generator(logdir: str, out_dir: str, tflite: bool = False,
+                     quantize: Union[str, Sequence[str]] = ("none",),
+                     resolution: Optional[int] = None, allow_partial_fade: bool = False,
+                     validate: bool = True, overwrite: bool = False,
+                     dataset_credit: Optional[str] = None,
+                     log: Optional[Callable[[str], None]] = None) -> dict:
+    """Exports the EMA generator of the run in `logdir` to `out_dir`.
+
+    quantize: "none", "float16", "int8" or a list / comma list of them; a
+    quantized mode implies `tflite`. resolution: the stage to export (default:
+    the highest completed one). dataset_credit: overrides the credit read from
+    logdir/dataset.json. Returns the summary of `export_from_generator`.
+    Raises ExportError (a ValueError) for a run that cannot be exported.
+    """
+    log = log or _logger.info
+    parse_quantize(quantize)          # refuse a bad mode before the slow part
+    _check_out_dir(out_dir, overwrite)
+    run = load_run_generator(logdir, resolution=resolution, allow_partial_fade=allow_partial_fade)
+    if not run.fade_complete:
+        log(f"exporting {run.resolution}x{run.resolution} at a=1 although its fade is only "
+            f"{run.training_alpha:.0%} done (allow_partial_fade)")
+    description = {
+        "images_trained": run.images_shown,
+        "fade_complete": run.fade_complete,
+        "training_alpha": run.training_alpha,
+        "dataset": _dataset_info(logdir, dataset_credit, log),
+    }
+    return export_from_generator(run.generator, out_dir, resolution=run.resolution,
+                                 tflite=tflite, quantize=quantize, validate=validate,
+                                 overwrite=overwrite, description=description, log=log)
+
+
+def export_from_generator(generator, out_dir: str, resolution: Optional[int] = None,
+                          tflite: bool = False,
+                          quantize: Union[str, Sequence[str]] = ("none",),
+                          validate: bool = True, overwrite: bool = False,
+                          description: Optional[dict] = None,
+                          log: Optional[Callable[[str], None]] = None) -> dict:
+    """Exports a `Generator` object at `resolution` (default: its target), a = 1.
+
+    The generator itself is left untouched (a float32 copy is exported).
+    `description` entries are added to every JSON. Returns
+        {"out_dir", "resolution", "latent_dim",
+         "saved_model": {"path", "bytes", "max_abs_diff"},
+         "tflite": [{"path", "json", "quantize", "bytes", "max_abs_diff", "psnr_db"}, ...]}
+    where max_abs_diff is against the Keras generator (uint8 levels) and psnr_db
+    against the float32 .tflite (inf when identical); both are None without
+    `validate`.
+    """
+    log = log or _logger.info
+    modes = parse_quantize(quantize)
+    if modes != ["none"] and not tflite:
+        log(f"quantize {','.join(modes)} implies tflite")
+        tflite = True
+    _check_out_dir(out_dir, overwrite)
+    net_cfg = generator.cfg
+    resolution = net_cfg.resolution if resolution is None else resolution
+    if resolution not in net_cfg.resolutions:
+        raise ExportError(f"resolution {resolution} is not a stage of this network "
+                          f"({', '.join(map(str, net_cfg.resolutions))})")
+    net = _float32_copy(generator, resolution)
+    z_check = np.random.default_rng(2024).standard_normal(
+        (VALIDATION_LATENTS, net_cfg.latent_dim)).astype(np.float32)
+    reference = icons_from_generator(net, z_check) if validate else None
+
+    out_dir = os.path.abspath(out_dir)
+    created_parents = _make_parents(out_dir)
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.export-",
+                           dir=os.path.dirname(out_dir))
+    try:
+        summary = {"out_dir": out_dir, "resolution": resolution,
+                   "latent_dim": net_cfg.latent_dim, "tflite": []}
+        saved_model = os.path.join(tmp, SAVED_MODEL_DIR)
+        write_saved_model(net, saved_model)
+        sm_diff = None
+        if validate:
+            sm_diff = _max_abs_diff(_run_saved_model(saved_model, z_check), reference)
+            if sm_diff > MAX_FLOAT32_DIFF:
+                raise ExportError(f"the SavedModel differs from the Keras generator by "
+                                  f"{sm_diff}/255 (at most {MAX_FLOAT32_DIFF} allowed)")
+        summary["saved_model"] = {"path": os.path.join(out_dir, SAVED_MODEL_DIR),
+                                  "bytes": _tree_bytes(saved_model), "max_abs_diff": sm_diff}
+        log(f"SavedModel {resolution}x{resolution}, latent_dim {net_cfg.latent_dim}"
+            + (f", max |SavedModel - Keras| = {sm_diff}/255" if validate else ""))
+
+        base = _describe(net_cfg, resolution, description)
+        # Without .tflite files, generator.json describes the SavedModel alone.
+        json_files = {"generator.json": dict(base, file=SAVED_MODEL_DIR + "/")}
+        if tflite:
+            float_icons = None
+            for mode in ["none"] + [m for m in modes if m != "none"]:
+                stem = TFLITE_STEMS[mode]
+                path = os.path.join(tmp, stem + ".tflite")
+                with open(path, "wb") as f:
+                    f.write(convert_to_tflite(saved_model, mode))
+                entry = {"path": os.path.join(out_dir, stem + ".tflite"),
+                         "json": os.path.join(out_dir, stem + ".json"), "quantize": mode,
+                         "bytes": os.path.getsize(path), "max_abs_diff": None, "psnr_db": None}
+                if validate:
+                    icons = run_tflite(path, z_check)
+                    _check_icons(icons, z_check.shape[0], resolution, path)
+                    entry["max_abs_diff"] = _max_abs_diff(icons, reference)
+                    if mode == "none":
+                        if entry["max_abs_diff"] > MAX_FLOAT32_DIFF:
+                            raise ExportError(
+                                f"the float32 .tflite differs from the Keras generator by "
+                                f"{entry['max_abs_diff']}/255 (at most {MAX_FLOAT32_DIFF} "
+                                f"allowed); nothing was written")
+                        float_icons = icons
+                    entry["psnr_db"] = psnr(icons, float_icons)
+                log(f"{stem}.tflite: {entry['bytes'] / 1e6:.2f} MB"
+                    + (f", max |tflite - Keras| = {entry['max_abs_diff']}/255, "
+                       f"PSNR vs float32 {entry['psnr_db']:.1f} dB" if validate else ""))
+                json_files[stem + ".json"] = dict(
+                    base, file=stem + ".tflite", quantization=QUANTIZATION_NAMES[mode],
+                    bytes=entry["bytes"],
+                    psnr_db_vs_float32=_json_number(entry["psnr_db"]),
+                    max_abs_diff_vs_keras=entry["max_abs_diff"])
+                summary["tflite"].append(entry)
+        for name, content in json_files.items():
+            with open(os.path.join(tmp, name), "w") as f:
+                json.dump(content, f, indent=2)
+        _move_into_place(tmp, out_dir, overwrite)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        for d in created_parents:          # deepest first; only if still empty
+            try:
+                os.rmdir(d)
+            except OSError:
+                break
+        raise
+    log(f"exported to {out_dir}")
+    return summary
+
+
+def load_run_generator(logdir: str, resolution: Optional[int] = None,
+                       allow_partial_fade: bool = False) -> LoadedRun:
+    """The run's EMA generator at the stage to export, with fading off (a = 1).
+
+    resolution None: the highest completed resolution, or with
+    allow_partial_fade the stage the run is training now. A stage whose fade has
+    not finished needs allow_partial_fade; a stage not reached yet is refused.
+    Raises ExportError with a one-line message for every unusable run.
+    """
+    try:
+        generator, net_cfg, train_cfg, images_shown = rundir.load_ema_generator(logdir)
+    except (ValueError, KeyError, TypeError, OSError) as e:  # RunDirError, bad config.json
+        message = one_line(e)      # a mismatch lists variables and their values: keep it short
+        raise ExportError(message if len(message) <= 300 else message[:297] + "...") from e
+    schedule = schedule_for(net_cfg, train_cfg)
+    completed = rundir.completed_resolution(net_cfg, train_cfg, images_shown)
+    position = schedule.locate(images_shown)
+    current = position.phase.resolution if not position.done else net_cfg.resolution
+    progress = (f"{position.phase.name} phase, {position.images_into_phase} of "
+                f"{position.phase.images} images")
+    if resolution is None:
+        if allow_partial_fade:
+            resolution = max(current, completed)
+        elif completed == 0 or (completed == MIN_RESOLUTION and net_cfg.resolution > MIN_RESOLUTION):
+            raise ExportError(
+                f"{logdir}: the run has not finished a stage worth exporting yet ({progress}); "
+                f"pass a resolution and allow_partial_fade (--allow_partial_fade) to export "
+                f"it anyway")
+        else:
+            resolution = completed
+    elif resolution not in net_cfg.resolutions:
+        raise ExportError(f"resolution {resolution} is not a stage of this run "
+                          f"({', '.join(map(str, net_cfg.resolutions))})")
+    fade_complete = resolution <= completed
+    if not fade_complete:
+        if resolution > current:
+            raise ExportError(f"{logdir}: the run has not reached {resolution}x{resolution} "
+                              f"yet ({progress})")
+        if not allow_partial_fade:
+            instead = f", or export {completed}x{completed}" if completed else ""
+            raise ExportError(
+                f"{logdir}: {resolution}x{resolution} is still training ({progress}); pass "
+                f"allow_partial_fade (--allow_partial_fade) to export it at a=1 anyway{instead}")
+    generator.set_stage(resolution, fading=False)
+    alpha = 1.0 if fade_complete else float(position.alpha)
+    return LoadedRun(generator, net_cfg, train_cfg, images_shown, resolution, fade_complete, alpha)
+
+
+def parse_quantize(quantize: Union[str, Iterable[str]]) -> List[str]:
+    """"none,int8" or ["none", "int8"] -> ["none", "int8"], checked, without repeats."""
+    items = quantize.split(",") if isinstance(quantize, str) else list(quantize)
+    modes = []
+    for item in (str(i).strip().lower() for i in items):
+        if not item:
+            continue
+        if item not in QUANTIZE_MODES:
+            raise ExportError(f"unknown quantize mode {item!r}; choose from "
+                              f"{', '.join(QUANTIZE_MODES)}")
+        if item not in modes:
+            modes.append(item)
+    return modes or ["none"]
+
+
+# ---- the graph and its conversions -------------------------------------------------
+
+def serving_function(generator):
+    """z [N, latent_dim] float32 -> {"icons": uint8 [N, R, R, 3]} at the generator's stage."""
+    from mel_tf.networks import network_to_uint8
+    cfg = generator.cfg
+
+    def icons(z):
+        return {OUTPUT_NAME: network_to_uint8(generator(z), cfg)}
+    return icons
+
+
+def icons_from_generator(generator, z: np.ndarray) -> np.ndarray:
+    """uint8 icons of a Keras generator at its current stage (eager)."""
+    return serving_function(generator)(tf.constant(z, tf.float32))[OUTPUT_NAME].numpy()
+
+
+def write_saved_model(generator, path: str):
+    """A SavedModel of the generator's current stage with the serving signature.
+
+    Written through keras.export.ExportArchive: with Keras 3 variables, a plain
+    tf.Module + tf.saved_model.save gives a SavedModel that TensorFlow itself
+    loads correctly but that the TFLite converter reads with garbage weights
+    (measured: wrong icons, NaN), while an ExportArchive converts faithfully.
+    """
+    import keras
+    archive = keras.export.ExportArchive()
+    archive.track(generator)
+    archive.add_endpoint(SIGNATURE_KEY, serving_function(generator), input_signature=[
+        tf.TensorSpec([None, generator.cfg.latent_dim], tf.float32, name=INPUT_NAME)])
+    archive.write_out(path, verbose=False)
+
+
+def convert_to_tflite(saved_model: str, quantize: str = "none") -> bytes:
+    """The LiteRT flatbuffer of a SavedModel's serving signature.
+
+    tf.lite.TFLiteConverter is still the converter that ships with TensorFlow
+    2.21 (the ai-edge-litert package has the runtime, not a converter for
+    TensorFlow graphs). Built-in ops only, so the model runs on the plain
+    LiteRT runtime of a phone without the Flex delegate.
+    """
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model, signature_keys=[SIGNATURE_KEY])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantize == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantize == "int8":
+        # Dynamic range: no representative dataset, so activations stay float32.
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif quantize != "none":
+        raise ExportError(f"unknown quantize mode {quantize!r}")
+    try:
+        return converter.convert()
+    except Exception as e:  # the converter raises several unrelated types
+        raise ExportError(f"TFLite conversion ({quantize}) failed: {one_line(e)}") from e
+
+
+def run_tflite(path: str, z: np.ndarray, num_threads: Optional[int] = None) -> np.ndarray:
+    """Icons from a .tflite file through its serving signature (ai-edge-litert)."""
+    from ai_edge_litert.interpreter import Interpreter
+    interpreter = Interpreter(model_path=path, num_threads=num_threads)
+    signatures = interpreter.get_signature_list()
+    if signatures.get(SIGNATURE_KEY) != {"inputs": [INPUT_NAME], "outputs": [OUTPUT_NAME]}:
+        raise ExportError(f"{os.path.basename(path)} has signatures {signatures}, expected "
+                          f"{SIGNATURE_KEY}: {INPUT_NAME} -> {OUTPUT_NAME}")
+    runner = interpreter.get_signature_runner(SIGNATURE_KEY)
+    return runner(**{INPUT_NAME: np.asarray(z, np.float32)})[OUTPUT_NAME]
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """Peak signal-to-noise ratio of two uint8 image batches in dB (inf if equal)."""
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return math.inf if mse == 0 else float(10.0 * np.log10(255.0 ** 2 / mse))
+
+
+# ---- helpers ------------------------------------------------------------------------
+
+def _describe(net_cfg: NetworkConfig, resolution: int, extra: Optional[dict]) -> dict:
+    """The JSON shared by every exported file."""
+    d = {
+        "format": "mel_tf icon generator",
+        "mel_tf_version": mel_tf.__version__,
+        "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "preset": net_cfg.preset,
+        "resolution": resolution,
+        "latent_dim": net_cfg.latent_dim,
+        "images_trained": None,
+        "dataset": {"name": None, "credit": None},
+        "signature": SIGNATURE_KEY,
+        "inputs": [{"name": INPUT_NAME, "dtype": "float32", "shape": [-1, net_cfg.latent_dim],
+                    "description": "latent vectors, each entry i.i.d. N(0, 1); the batch "
+                                   "dimension can be resized"}],
+        "outputs": [{"name": OUTPUT_NAME, "dtype": "uint8",
+                     "shape": [-1, resolution, resolution, 3],
+                     "description": "icons, NHWC, RGB, 0..255, no alpha"}],
+        "seed_to_z": dict(SEED_TO_Z, example={
+            "seed": 0, "first_values": [float(v) for v in latents_for_seed(0, 1, 4)[0]]}),
+        "saved_model": SAVED_MODEL_DIR + "/",
+        "network": net_cfg.to_dict(),
+    }
+    d.update(extra or {})
+    return d
+
+
+def _dataset_info(logdir: str, credit: Optional[str], log) -> dict:
+    """{"name", "credit"} from logdir/dataset.json, the credit overridden by `credit`."""
+    info = {"name": None, "credit": None}
+    path = os.path.join(logdir, DATASET_FILE)
+    if os.path.isfile(path):
+        try:
+            with open(path) as f:
+                found = json.load(f)
+            info.update({k: found.get(k) for k in ("name", "credit")})
+        except (OSError, ValueError, AttributeError) as e:
+            log(f"ignoring unreadable {path}: {one_line(e)}")
+    if credit:
+        info["credit"] = credit
+    if not info["credit"]:
+        log("no dataset credit known (no credit in dataset.json); pass dataset_credit / "
+            f"--dataset_credit, e.g. for the built-in Twemoji set: {TWEMOJI_CREDIT!r}")
+    return info
+
+
+def _float32_copy(generator, resolution: int):
+    """A float32 generator with the same weights, at `resolution` with fading off."""
+    from mel_tf.networks import Generator
+    copy = Generator(generator.cfg.replace(dtype_policy="float32"), name="generator_ema")
+    if len(copy.weights) != len(generator.weights):
+        raise ExportError("the generator does not match its own configuration")
+    for target, source in zip(copy.weights, generator.weights):
+        target.assign(tf.cast(source, target.dtype))
+    copy.set_stage(resolution, fading=False)
+    return copy
+
+
+def _run_saved_model(path: str, z: np.ndarray) -> np.ndarray:
+    serve = tf.saved_model.load(path).signatures[SIGNATURE_KEY]
+    return serve(**{INPUT_NAME: tf.constant(z, tf.float32)})[OUTPUT_NAME].numpy()
+
+
+def _check_icons(icons: np.ndarray, n: int, resolution: int, path: str):
+    if icons.dtype != np.uint8 or icons.shape != (n, resolution, resolution, 3):
+        raise ExportError(f"{os.path.basename(path)} gives {icons.dtype} {icons.shape}, "
+                          f"expected uint8 {(n, resolution, resolution, 3)}")
+
+
+def _max_abs_diff(a: np.ndarray, b: np.ndarray) -> int:
+    return int(np.max(np.abs(a.astype(np.int32) - b.astype(np.int32))))
+
+
+def _json_number(x):
+    """JSON has no infinity: identical outputs are written as null."""
+    return None if x is None or math.isinf(x) else round(x, 2)
+
+
+def _tree_bytes(path: str) -> int:
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
+
+
+def _check_out_dir(out_dir: str, overwrite: bool):
+    """Refuses a file, or a non-empty folder without `overwrite`."""
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ExportError(f"{out_dir} exists and is not a folder")
+    if os.path.isdir(out_dir) and os.listdir(out_dir) and not overwrite:
+        raise ExportError(f"{out_dir} is not empty; choose another output folder or pass "
+                          f"overwrite (--overwrite) to replace an earlier export there")
+
+
+def _make_parents(path: str) -> List[str]:
+    """Creates the missing parents of `path`; returns them deepest first."""
+    created = []
+    parent = os.path.dirname(path)
+    while parent and not os.path.exists(parent):
+        created.append(parent)
+        parent = os.path.dirname(parent)
+    for d in reversed(created):
+        os.mkdir(d)
+    return created
+
+
+def _move_into_place(tmp: str, out_dir: str, overwrite: bool):
+    """Renames the finished export to out_dir (one rename when out_dir is new or
+    empty); with `overwrite`, replaces only the export's own names in it."""
+    _check_out_dir(out_dir, overwrite)         # again: something may have appeared meanwhile
+    if os.path.isdir(out_dir) and not os.listdir(out_dir):
+        os.rmdir(out_dir)
+    if not os.path.exists(out_dir):
+        os.replace(tmp, out_dir)
+        return
+    # A stale file from an earlier export (say an int8 model not asked for now)
+    # would contradict this one, so all own names go first.
+    for name in OWN_NAMES:
+        old = os.path.join(out_dir, name)
+        if os.path.isdir(old) and not os.path.islink(old):
+            shutil.rmtree(old)
+        elif os.path.lexists(old):
+            os.remove(old)
+    for name in os.listdir(tmp):
+        os.replace(os.path.join(tmp, name), os.path.join(out_dir, name))
+    os.rmdir(tmp)
