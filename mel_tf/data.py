@@ -42,6 +42,10 @@ _LOGGER = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
 BUILTIN_DATASETS = ("twemoji_faces",)
+# The built-in dataset's licence asks for this credit wherever its images, or a
+# model trained on them, are shared.
+TWEMOJI_CREDIT = ("Twemoji graphics by Twitter, Inc. and other contributors, CC-BY 4.0, "
+                  "rasterised and resized")
 CACHE_ENV_VAR = "MEL_TF_CACHE_DIR"
 # Bump when the cached array's meaning changes (rendering, compositing), so old
 # caches are ignored rather than silently reused.
@@ -127,7 +131,8 @@ def describe(image_set: ImageSet) -> dict:
     sizes = [src.shape[0] for src in image_set.sources]
     report = image_set.report
     return {
-        "source": report.source,
+        "name": report.source,
+        "credit": TWEMOJI_CREDIT if report.source == "twemoji_faces" else None,
         "num_images": len(image_set),
         "num_skipped": report.num_skipped,
         "skipped": list(report.skipped),

@@ -55,6 +55,7 @@ import tensorflow as tf
 import mel_tf
 from mel_tf import rundir
 from mel_tf.config import MIN_RESOLUTION, NetworkConfig, TrainConfig
+from mel_tf.data import TWEMOJI_CREDIT
 # The names of the serving signature and the seed rule are defined beside the
 # code that reads them back; generate.py does not import TensorFlow.
 from mel_tf.generate import (INPUT_NAME, OUTPUT_NAME, SEED_TO_Z, SIGNATURE_KEY, latents_for_seed,
@@ -73,8 +74,6 @@ QUANTIZATION_NAMES = {"none": "float32",
 OWN_NAMES = (SAVED_MODEL_DIR,) + tuple(
     stem + ext for stem in TFLITE_STEMS.values() for ext in (".tflite", ".json"))
 # Credit line of the built-in Twemoji dataset, for runs trained on it.
-TWEMOJI_CREDIT = ("Twemoji graphics by Twitter, Inc. and other contributors, CC-BY 4.0, "
-                  "rasterised and resized")
 # The exported float32 model may differ from Keras by one level of 255 (a
 # rounding boundary crossed by float noise), never more.
 MAX_FLOAT32_DIFF = 1

@@ -1,5 +1,6 @@
 """The training step and loop: EMA, resume, divergence, run directories, strategies."""
 
+import json
 import os
 import subprocess
 import sys
@@ -178,25 +179,41 @@ def _write_pngs(folder, n=12, size=12):
             os.path.join(folder, f"icon{i}.png"))
 
 
-def test_train_py_end_to_end_at_8x8(tmp_path):
+def test_train_py_end_to_end_at_8x8_with_interrupt_and_resume(tmp_path):
+    import signal
+    import time
     data_dir, logdir = tmp_path / "icons", tmp_path / "run"
     _write_pngs(str(data_dir))
     cmd = [sys.executable, os.path.join(ROOT, "train.py"), f"--data_dir={data_dir}",
            f"--logdir={logdir}", "--resolution=8", "--width=0.015625", "--batch_size=4",
-           "--fade_images=16", "--stable_images=16", "--sample_every=16", "--metrics_images=0",
+           "--fade_images=800", "--stable_images=800", "--sample_every=400", "--metrics_images=8",
            "--noxla"]
+    # Ctrl-C during the first phase: a checkpoint, a message, exit status 0.
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, cwd=str(tmp_path))
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        if "Phase 1/3" in line:
+            time.sleep(2)
+            proc.send_signal(signal.SIGINT)
+            break
+    lines += proc.stderr.readlines()
+    assert proc.wait(timeout=120) == 0, "".join(lines)[-3000:]
+    log = "".join(lines)
+    assert "stopped by SIGINT" in log and "run the same command again" in log, log[-3000:]
+    assert rundir.latest_checkpoint(str(logdir))
+    # The same command resumes and finishes.
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "Training complete: 48 images shown in 12 steps" in result.stderr
-    assert rundir.latest_checkpoint(str(logdir))
+    assert "Resuming" in result.stderr
+    assert "Training complete: 2400 images shown in 600 steps" in result.stderr
     assert any(f.startswith("events.out.tfevents") for f in os.listdir(logdir))
     samples = os.listdir(logdir / "samples")
-    assert any(s.endswith("_8x8.png") for s in samples)
+    assert any(s.endswith("_8x8.png") for s in samples) and any(s.endswith("_4x4.png") for s in samples)
+    assert "Metrics at 1600 images (8x8): swd_8" in result.stderr
     flags_txt = (logdir / "flags.txt").read_text()
     assert "--resolution=8" in flags_txt and "--batch_size=4" in flags_txt
-    # Running it again finds the run complete instead of starting over.
-    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
-    assert again.returncode == 0 and "Resuming" in again.stderr, again.stderr[-2000:]
+    assert json.loads((logdir / "dataset.json").read_text())["num_images"] == 12
     # Other architecture settings in the same run directory: one clear line, exit 1.
     other = subprocess.run(cmd + ["--width=0.5"], capture_output=True, text=True, timeout=300)
     assert other.returncode == 1
