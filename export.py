@@ -1,5 +1,6 @@
 """Export a run's generator: SavedModel, and LiteRT (.tflite) models for phones.
 
+    python export.py --tflite      # the demo run (runs/demo) -> runs/demo/export/
     python export.py --logdir=runs/faces --out=exports/faces --tflite --quantize=float16,int8
 
 writes exports/faces/saved_model/, generator.tflite (float32), generator_float16.tflite,
@@ -19,8 +20,8 @@ from absl import app, flags, logging
 
 from mel_tf.export import QUANTIZE_MODES, ExportError, export_generator
 
-flags.DEFINE_string("logdir", None, "Run directory to export.", required=True)
-flags.DEFINE_string("out", None, "Output folder.", required=True)
+flags.DEFINE_string("logdir", "runs/demo", "Run directory to export (default: the demo's).")
+flags.DEFINE_string("out", None, "Output folder (default: LOGDIR/export).")
 flags.DEFINE_bool("tflite", False, "Also write LiteRT models (.tflite).")
 flags.DEFINE_list("quantize", ["none"], f"Comma list of {', '.join(QUANTIZE_MODES)}: "
                   "quantized .tflite variants besides the float32 one (implies --tflite).")
@@ -38,7 +39,7 @@ def main(argv):
     del argv
     try:
         summary = export_generator(
-            FLAGS.logdir, FLAGS.out, tflite=FLAGS.tflite, quantize=FLAGS.quantize,
+            FLAGS.logdir, FLAGS.out or os.path.join(FLAGS.logdir, "export"), tflite=FLAGS.tflite, quantize=FLAGS.quantize,
             resolution=FLAGS.resolution, allow_partial_fade=FLAGS.allow_partial_fade,
             validate=FLAGS.validate, overwrite=FLAGS.overwrite,
             dataset_credit=FLAGS.dataset_credit, log=logging.info)

@@ -15,10 +15,8 @@ Output JSON: {"date", "machine", "model", "target_ms_per_icon", "results":
 """
 
 import datetime
-import importlib.metadata
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -28,6 +26,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags
+
+from machine import machine_info
 
 flags.DEFINE_string("out", None, "JSON file for the results.")
 flags.DEFINE_string("preset", "seed", "Network preset.")
@@ -77,7 +77,7 @@ def main(argv):
                   f"(min {timing['min_ms']:.2f})  {size / 1e6:7.2f} MB", flush=True)
     report = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine_info(load_before),
+        "machine": machine_info(("tensorflow-cpu", "tensorflow", "keras", "ai-edge-litert"), load_before),
         "model": model_info,
         "batch_size": 1, "reps": FLAGS.reps, "warmup": FLAGS.warmup,
         "target_ms_per_icon": {"format": "tflite_float32", "threads": 1, "ms": TARGET_MS},
@@ -146,27 +146,6 @@ def measure(path, threads, reps, warmup):
         times.append(time.perf_counter() - start)
     times.sort()
     return {"median_ms": 1000 * times[len(times) // 2], "min_ms": 1000 * times[0]}
-
-
-def machine_info(load_before):
-    def version(package):
-        try:
-            return importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            return None
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"platform": platform.platform(), "cpu": cpu, "cpu_count": os.cpu_count(),
-            "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-            "python": platform.python_version(), "tensorflow": version("tensorflow-cpu")
-            or version("tensorflow"), "keras": version("keras"),
-            "ai_edge_litert": version("ai-edge-litert"),
-            "load_average_before": [round(x, 2) for x in load_before],
-            "load_average_after": [round(x, 2) for x in os.getloadavg()]}
 
 
 def _psnrs(export_dir):

@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -25,6 +24,8 @@ import sys
 import time
 
 from absl import app, flags
+
+from machine import machine_info
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -173,11 +174,9 @@ def main(argv):
             return 1
         results.append(json.loads(lines[-1][7:]))
         print(json.dumps(results[-1]), file=sys.stderr, flush=True)
-    import tensorflow as tf
     out = {"preset": F.preset, "width": F.width, "batch_size": F.batch_size, "xla": F.xla,
            "mixed_precision": F.mixed_precision,
-           "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                       "processor": _cpu_model(), "tensorflow": tf.__version__},
+           "machine": machine_info(),
            "date": datetime.date.today().isoformat(), "results": results}
     text = json.dumps(out, indent=2)
     print(text)
@@ -185,17 +184,6 @@ def main(argv):
         with open(F.out, "w") as f:
             f.write(text + "\n")
     return 0
-
-
-def _cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 if __name__ == "__main__":

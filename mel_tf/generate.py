@@ -25,6 +25,8 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
+from mel_tf.images import image_grid
+
 SIGNATURE_KEY = "serving_default"
 INPUT_NAME = "z"
 OUTPUT_NAME = "icons"
@@ -247,18 +249,6 @@ def run_batched(model, z: np.ndarray, batch_size: int = 16) -> np.ndarray:
 
 # ---- images -----------------------------------------------------------------------------
 
-def icon_grid(icons: np.ndarray, columns: Optional[int] = None) -> np.ndarray:
-    """Icons [N, R, R, 3] tiled row by row into one image (empty cells black)."""
-    n, r = icons.shape[0], icons.shape[1]
-    columns = columns or max(1, math.ceil(math.sqrt(n)))
-    rows = max(1, math.ceil(n / columns))
-    grid = np.zeros((rows * r, columns * r, 3), np.uint8)
-    for i, icon in enumerate(icons):
-        y, x = divmod(i, columns)
-        grid[y * r:(y + 1) * r, x * r:(x + 1) * r] = icon
-    return grid
-
-
 def write_pngs(icons: np.ndarray, out_dir: str, prefix: str) -> List[str]:
     """out_dir/{prefix}_0000.png, ... one per icon; returns the paths."""
     from PIL import Image
@@ -325,7 +315,7 @@ def _main(argv: Sequence[str], FLAGS):
         icons = generate_icons(model, FLAGS.seed, FLAGS.num, FLAGS.batch_size)
         write_pngs(icons, FLAGS.out, "icon")
         grid = os.path.join(FLAGS.out, "grid.png")
-        Image.fromarray(icon_grid(icons)).save(grid)
+        Image.fromarray(image_grid(icons)).save(grid)
         print(f"{len(icons)} icons of seed {FLAGS.seed}, {model.resolution}x{model.resolution}: "
               f"{FLAGS.out}/icon_*.png, {grid}")
 

@@ -363,6 +363,8 @@ def train(net_cfg: NetworkConfig, train_cfg: TrainConfig, image_set, logdir: str
         if metrics_fn is None:
             return
         values = metrics_fn(model.generator_ema, resolution)
+        if not values:
+            return
         with writer.as_default():
             for name, value in values.items():
                 tf.summary.scalar(f"metrics/{name}", value, step=images_shown)

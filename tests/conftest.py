@@ -30,17 +30,15 @@ def make_run_dir(logdir, images_shown, resolution=16, width=1 / 64, preset_name=
     """
     import json
 
-    import keras
-
     from mel_tf import rundir
     from mel_tf.config import TrainConfig, preset
-    from mel_tf.networks import Generator
+    from mel_tf.networks import Generator, initialize
 
     net_cfg = preset(preset_name, resolution=resolution, width=width)
     train_cfg = TrainConfig(fade_images=64, stable_images=64, batch_size=4)
     rundir.prepare(str(logdir), net_cfg, train_cfg)
-    keras.utils.set_random_seed(seed)
     generator = Generator(net_cfg, name="generator_ema")
+    initialize(generator, seed)
     state = rundir.RunState()
     state.images_shown.assign(images_shown)
     rundir.checkpoint_manager(str(logdir), generator_ema=generator, state=state).save()

@@ -1,0 +1,33 @@
+"""What machine a benchmark ran on, for its JSON output (shared by the benchmarks)."""
+
+import importlib.metadata
+import os
+import platform
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def package_version(name):
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def machine_info(packages=("tensorflow-cpu", "tensorflow", "keras"), load_before=None) -> dict:
+    info = {"platform": platform.platform(), "cpu": cpu_model(), "cpu_count": os.cpu_count(),
+            "python": platform.python_version(),
+            "packages": {p: v for p in packages if (v := package_version(p))},
+            "load_average_after": [round(x, 2) for x in os.getloadavg()]}
+    if load_before is not None:
+        info["load_average_before"] = [round(x, 2) for x in load_before]
+    return info
