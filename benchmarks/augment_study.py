@@ -31,16 +31,16 @@ flags.DEFINE_integer("batch_size", 16, "Batch size.")
 flags.DEFINE_integer("fade_images", 8000, "Images per fade phase.")
 flags.DEFINE_integer("stable_images", 8000, "Images per stable phase.")
 flags.DEFINE_list("presets", ["seed", "paper"], "Presets to compare.")
-flags.DEFINE_list("policies", ["none", "translation,cutout", "color,translation,cutout", "ada"],
-                  "Augmentations: none, a DiffAugment policy, or ada (color,translation,cutout "
-                  "with an adaptive probability).")
+flags.DEFINE_list("policies", ["none", "color+translation+cutout", "ada"],
+                  "Augmentations: none, a DiffAugment policy with + between names, or ada "
+                  "(color+translation+cutout with an adaptive probability).")
 flags.DEFINE_integer("num_images", 512, "Images per set for the metrics.")
 flags.DEFINE_integer("seed", 0, "Seed of every run and of the metrics.")
 flags.DEFINE_string("out", "docs/augment_study", "Output folder.")
 
 
 def run_name(preset, policy):
-    return f"{preset}_{policy.replace(',', '+')}"
+    return f"{preset}_{policy}"
 
 
 def main(argv):
@@ -71,7 +71,8 @@ def main(argv):
                 batch_size=F.batch_size,
                 stable_every_resolution=preset_name == "paper",
                 fade_real_images=preset_name == "paper",
-                augment="" if policy == "none" else ("color,translation,cutout" if adaptive else policy),
+                augment="" if policy == "none" else
+                ("color,translation,cutout" if adaptive else policy.replace("+", ",")),
                 adaptive_augment=adaptive)
             logdir = os.path.join(F.out, "runs", run_name(preset_name, policy))
             t0 = time.time()

@@ -142,3 +142,27 @@ def test_layers_work_in_a_functional_model():
     model = keras.Model(inputs, x)
     y = model(RNG.standard_normal((4, 4, 4, 3)).astype(np.float32))
     assert y.shape == (4, 4, 4, 9)
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_zero_features_give_finite_gradients_at_zero_weight(jit):
+    # A new block at a = 0: its output is multiplied by 0, and a pixel whose
+    # features are all 0 (pixel norm) or equal over the batch (MiniBatchStd)
+    # must still give a zero, not NaN, gradient (0 * inf is NaN).
+    x = np.zeros((4, 4, 4, 8), np.float32)
+    x[:, :2] = RNG.standard_normal((4, 2, 4, 8))
+    norm, mbstd = PixelNorm(1e-7, "seed"), MiniBatchStd(0, unbiased=True, eps=0.0)
+
+    @tf.function(jit_compile=jit)
+    def grads(x):
+        with tf.GradientTape() as outer:
+            outer.watch(x)
+            with tf.GradientTape() as inner:
+                inner.watch(x)
+                y = 0.0 * tf.reduce_sum(mbstd(norm(x)) ** 2)
+            g = inner.gradient(y, x)
+            penalty = tf.reduce_sum(tf.square(g))
+        return g, outer.gradient(penalty, x)
+
+    first, second = grads(tf.constant(x))
+    assert np.all(first.numpy() == 0) and np.all(second.numpy() == 0)
