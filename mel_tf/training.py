@@ -385,12 +385,15 @@ def train(net_cfg: NetworkConfig, train_cfg: TrainConfig, image_set, logdir: str
                 image_set.images(phase.resolution), batch * train_cfg.critic_steps,
                 train_cfg.seed, step, extra_fn=_with_step_vector(
                     step_noise(net_cfg, train_cfg, batch), batch * train_cfg.critic_steps))
+            phase_start = schedule.starts[pos.phase_index]
+            phase_end = schedule.phase_end(pos.phase_index)
+            # Exactly the phase's steps: an endless pipeline abandoned at the end
+            # of a phase took ~40 s to tear down (its prefetched work in flight).
+            dataset = dataset.take(-(-(phase_end - images_shown) // batch))
             # The scalar "step" cannot be split over replicas; "steps" carries it.
             dataset = dataset.map(lambda e: {k: v for k, v in e.items() if k != "step"})
             if strategy.num_replicas_in_sync > 1:
                 dataset = strategy.experimental_distribute_dataset(dataset)
-            phase_start = schedule.starts[pos.phase_index]
-            phase_end = schedule.phase_end(pos.phase_index)
             log.info("Phase %d/%d: %s (%d images, batch %d, lr %g)", pos.phase_index + 1,
                      len(schedule.phases), phase.name, phase.images, batch, phase.learning_rate)
             sums, count, t_window, n_window = {}, 0, time.time(), 0
