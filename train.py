@@ -115,10 +115,6 @@ def main(argv):
         image_set = data_lib.open_dataset(data_dir=F.data_dir, dataset=dataset,
                                           max_resolution=F.resolution, background=background,
                                           cache_dir=F.cache_dir)
-        min_batch = max(dict(train_cfg.batch_sizes).values(), default=0)
-        if len(image_set) < max(train_cfg.batch_size, min_batch):
-            raise ValueError(f"{len(image_set)} usable images, fewer than one batch of "
-                             f"{max(train_cfg.batch_size, min_batch)}")
         os.makedirs(F.logdir, exist_ok=True)
         with open(os.path.join(F.logdir, "flags.txt"), "w") as f:
             f.write(_flags_text())
