@@ -3,11 +3,17 @@
     python benchmarks/augment_study.py --resolution=32 --out=docs/augment_study
 
 Trains one run per (preset, augmentation) on the built-in dataset with the
-same image budget and seed, then scores each run's EMA generator with the
-multi-scale SWD and MS-SSIM (mel_tf.metrics) on the same latents and the same
-real subset. Writes OUT/results.json, OUT/results.md (the table for the README)
-and one sample grid per run (OUT/<run>.png). Runs already finished in
-OUT/runs/ are reused, so an interrupted study resumes.
+same image budget, schedule and seed (every resolution gets a fade and a
+stable phase, in both presets, so that the budgets are equal), then scores each
+run's EMA generator with the multi-scale SWD and MS-SSIM (mel_tf.metrics) on
+the same latents and the same real subset. Each run leaves its row in
+OUT/runs/<run>/row.json; OUT/results.json and OUT/results.md (the table for
+the README) are rebuilt from every row present, so several processes (say one
+per preset, `--threads=1` each) can share OUT, and an interrupted study
+resumes. One sample grid per run: OUT/<run>.png.
+
+Stop it with Ctrl-C or `kill -INT`: the trainer catches SIGINT/SIGTERM,
+checkpoints and stops that run, and this script then stops too.
 """
 
 from __future__ import annotations
@@ -26,10 +32,12 @@ sys.path.insert(0, ROOT)
 
 F = flags.FLAGS
 flags.DEFINE_integer("resolution", 32, "Target resolution of every run.")
-flags.DEFINE_float("width", 0.25, "Channel width multiplier.")
+flags.DEFINE_list("widths", ["seed:0.25", "paper:0.0625"],
+                  "Channel width multiplier per preset (similar cost per image: the paper "
+                  "preset has 16x the seed's channels at 32x32).")
 flags.DEFINE_integer("batch_size", 16, "Batch size.")
-flags.DEFINE_integer("fade_images", 8000, "Images per fade phase.")
-flags.DEFINE_integer("stable_images", 8000, "Images per stable phase.")
+flags.DEFINE_integer("fade_images", 6000, "Images per fade phase.")
+flags.DEFINE_integer("stable_images", 6000, "Images per stable phase.")
 flags.DEFINE_list("presets", ["seed", "paper"], "Presets to compare.")
 flags.DEFINE_list("policies", ["none", "color+translation+cutout", "ada"],
                   "Augmentations: none, a DiffAugment policy with + between names, or ada "
@@ -37,6 +45,7 @@ flags.DEFINE_list("policies", ["none", "color+translation+cutout", "ada"],
 flags.DEFINE_integer("num_images", 512, "Images per set for the metrics.")
 flags.DEFINE_integer("seed", 0, "Seed of every run and of the metrics.")
 flags.DEFINE_string("out", "docs/augment_study", "Output folder.")
+flags.DEFINE_integer("threads", 0, "TensorFlow threads per op (0: TensorFlow's default).")
 
 
 def run_name(preset, policy):
@@ -55,61 +64,89 @@ def main(argv):
     from mel_tf.rundir import load_ema_generator
     from mel_tf.training import LoopOptions, train
 
+    import tensorflow as tf
+
+    if F.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(F.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(F.threads)
     logging.getLogger("mel_tf").setLevel(logging.INFO)
     os.makedirs(os.path.join(F.out, "runs"), exist_ok=True)
     image_set = data_lib.open_dataset(dataset="twemoji_faces", max_resolution=F.resolution)
     rng = np.random.default_rng([F.seed, 0x4556])
     n = min(F.num_images, len(image_set))
     real = image_set.images(F.resolution)[rng.choice(len(image_set), n, replace=False)]
-    rows = []
     for preset_name in F.presets:
-        net = make_preset(preset_name, F.resolution, F.width)
+        widths = dict((k, float(v)) for k, v in (w.split(":") for w in F.widths))
+        net = make_preset(preset_name, F.resolution, widths[preset_name])
         for policy in F.policies:
             adaptive = policy == "ada"
             tc = TrainConfig(
                 seed=F.seed, fade_images=F.fade_images, stable_images=F.stable_images,
                 batch_size=F.batch_size,
-                stable_every_resolution=preset_name == "paper",
+                stable_every_resolution=True,
                 fade_real_images=preset_name == "paper",
                 augment="" if policy == "none" else
                 ("color,translation,cutout" if adaptive else policy.replace("+", ",")),
                 adaptive_augment=adaptive)
             logdir = os.path.join(F.out, "runs", run_name(preset_name, policy))
+            row_path = os.path.join(logdir, "row.json")
+            if os.path.exists(row_path):
+                continue
             t0 = time.time()
-            train(net, tc, image_set, logdir,
-                  options=LoopOptions(progress=False, sample_every_images=0,
-                                      checkpoint_every_images=0))
+            status = train(net, tc, image_set, logdir,
+                           options=LoopOptions(progress=False, sample_every_images=0,
+                                               checkpoint_every_images=4 * F.fade_images))
             train_s = time.time() - t0
+            if not status["done"]:
+                print(f"{logdir}: stopped by {status['stopped']}; run again to resume")
+                return 1
             generator, _, _, shown = load_ema_generator(logdir)
             generator.set_stage(F.resolution, False)
             fake = generate_uint8(generator, latents_for_seed(F.seed, n, net.latent_dim), net)
             scores = evaluate_images(real, fake, F.seed)
             save_png(os.path.join(F.out, run_name(preset_name, policy) + ".png"),
                      image_grid(fake[:64], columns=8, min_cell=64))
-            rows.append({"preset": preset_name, "augment": policy, "images_shown": shown,
-                         "train_seconds": round(train_s, 1), **scores})
-            logging.getLogger("mel_tf").info("%s: %s", logdir, json.dumps(rows[-1]))
-    result = {"date": datetime.date.today().isoformat(), "resolution": F.resolution,
-              "width": F.width, "batch_size": F.batch_size, "fade_images": F.fade_images,
-              "stable_images": F.stable_images, "seed": F.seed, "runs": rows}
-    with open(os.path.join(F.out, "results.json"), "w") as f:
-        json.dump(result, f, indent=2)
-    with open(os.path.join(F.out, "results.md"), "w") as f:
-        f.write(markdown_table(rows))
-    print(markdown_table(rows))
+            row = {"preset": preset_name, "width": net.width, "augment": policy,
+                   "images_shown": shown, "train_seconds": round(train_s, 1),
+                   "threads": F.threads, **scores}
+            with open(row_path, "w") as f:
+                json.dump(row, f, indent=2)
+            logging.getLogger("mel_tf").info("%s: %s", logdir, json.dumps(row))
+    write_tables()
     return 0
+
+
+def write_tables():
+    import glob
+    rows = []
+    for path in sorted(glob.glob(os.path.join(F.out, "runs", "*", "row.json"))):
+        with open(path) as f:
+            rows.append(json.load(f))
+    order = {p: i for i, p in enumerate(["seed", "paper"])}
+    rows.sort(key=lambda r: (order.get(r["preset"], 9), r["augment"] != "none", r["augment"]))
+    result = {"date": datetime.date.today().isoformat(), "resolution": F.resolution,
+              "batch_size": F.batch_size, "fade_images": F.fade_images,
+              "stable_images": F.stable_images, "seed": F.seed, "runs": rows}
+    for name, text in (("results.json", json.dumps(result, indent=2)),
+                       ("results.md", markdown_table(rows))):
+        tmp = os.path.join(F.out, name + ".tmp")
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, os.path.join(F.out, name))
+    print(markdown_table(rows))
 
 
 def markdown_table(rows):
     levels = [k for k in rows[0]["swd"] if k != "avg"]
-    head = ("| preset | augment | " + " | ".join(f"SWD {k}" for k in levels)
-            + " | SWD avg | MS-SSIM fake | MS-SSIM real |\n")
-    head += "|" + "---|" * (5 + len(levels)) + "\n"
+    head = ("| preset (width) | augment | " + " | ".join(f"SWD {k}" for k in levels)
+            + " | SWD avg | MS-SSIM fake | MS-SSIM real | train s |\n")
+    head += "|" + "---|" * (6 + len(levels)) + "\n"
     lines = []
     for r in rows:
         swd = " | ".join(f"{r['swd'][k]:.1f}" for k in levels)
-        lines.append(f"| {r['preset']} | {r['augment']} | {swd} | {r['swd']['avg']:.1f} | "
-                     f"{r['ms_ssim_fake']:.3f} | {r['ms_ssim_real']:.3f} |")
+        lines.append(f"| {r['preset']} ({r['width']:g}) | {r['augment']} | {swd} | "
+                     f"{r['swd']['avg']:.1f} | {r['ms_ssim_fake']:.3f} | "
+                     f"{r['ms_ssim_real']:.3f} | {r['train_seconds']:.0f} |")
     return head + "\n".join(lines) + "\n"
 
 
