@@ -43,6 +43,27 @@ def _reflect_pad(x, pad: int):
     return tf.concat(cols, axis=2)
 
 
+def _edge_pad1(x):
+    """Pads H and W by one row/column that repeats the edge (slices and concats)."""
+    x = tf.concat([x[:, :1], x, x[:, -1:]], axis=1)
+    return tf.concat([x[:, :, :1], x, x[:, :, -1:]], axis=2)
+
+
+def _upsample_conv3x3_kernel(w):
+    """3x3 kernel [3, 3, C, F] -> the 2x2 kernel [2, 2, C, 4F] of its four output phases.
+
+    Nearest 2x upsampling followed by a 3x3 convolution gives output row 2i + a
+    from upsampled rows 2i + a - 1 .. 2i + a + 1, that is from input rows
+    (i - 1, i, i) for a = 0 and (i, i, i + 1) for a = 1: two taps per axis,
+    (w0, w1 + w2) on rows (i - 1, i) and (w0 + w1, w2) on rows (i, i + 1).
+    The F-channel groups are ordered (a, b) = 00, 01, 10, 11 for depth_to_space.
+    """
+    def phases(w, axis):
+        w0, w1, w2 = tf.unstack(w, axis=axis)
+        return (tf.stack([w0, w1 + w2], axis=axis), tf.stack([w0 + w1, w2], axis=axis))
+    return tf.concat([k for rows in phases(w, 0) for k in phases(rows, 1)], axis=-1)
+
+
 @keras.saving.register_keras_serializable(package="mel_tf")
 class EqualizedConv2D(keras.layers.Layer):
     """2-D convolution with the equalized learning rate.
@@ -51,18 +72,31 @@ class EqualizedConv2D(keras.layers.Layer):
     gain / sqrt(k * k * C_in), so that Adam sees every layer at the same scale.
     `padding` is "reflect" (the source), "zero" (the paper, 'SAME') or
     "valid" (D's 4x4 -> 1x1 convolution).
+
+    `upsample=True` (3x3, reflect or zero padding): the layer computes
+    conv3x3(nearest_upsample_2x(x)) without making the upsampled image, as one
+    2x2 convolution at the input's resolution with 4x the filters, one per
+    output phase, then depth_to_space: 16 instead of 36 multiply-adds per
+    input pixel and filter pair. The padding carries over exactly: reflecting
+    an upsampled image by one pixel repeats its edge (reflect -> edge padding
+    at the low resolution), and zeros stay zeros. Weights, scale and results
+    are those of the unfused layer (tests/test_layers.py).
     """
 
     def __init__(self, filters: int, kernel_size: int, gain: float = math.sqrt(2.0),
-                 padding: str = "zero", use_bias: bool = True, **kwargs):
+                 padding: str = "zero", use_bias: bool = True, upsample: bool = False,
+                 **kwargs):
         super().__init__(**kwargs)
         if padding not in ("reflect", "zero", "valid"):
             raise ValueError(f"padding must be reflect, zero or valid, got {padding!r}")
+        if upsample and (kernel_size != 3 or padding == "valid"):
+            raise ValueError("upsample=True needs a 3x3 kernel with reflect or zero padding")
         self.filters = int(filters)
         self.kernel_size = int(kernel_size)
         self.gain = float(gain)
         self.padding = padding
         self.use_bias = use_bias
+        self.upsample = bool(upsample)
 
     def build(self, input_shape):
         in_channels = int(input_shape[-1])
@@ -74,6 +108,8 @@ class EqualizedConv2D(keras.layers.Layer):
             self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer="zeros")
 
     def call(self, x):
+        if self.upsample:
+            return self._upsample_call(x)
         pad = self.kernel_size // 2
         mode = "VALID"
         if self.kernel_size > 1 and self.padding == "reflect":
@@ -96,10 +132,37 @@ class EqualizedConv2D(keras.layers.Layer):
             y = y + self.bias
         return y
 
+    def _upsample_call(self, x):
+        h, w = tf.shape(x)[1], tf.shape(x)[2]
+        if self.padding == "reflect":
+            x = _edge_pad1(x)
+        else:
+            x = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]])
+        kernel = _upsample_conv3x3_kernel(self.kernel * tf.cast(self.scale, self.kernel.dtype))
+        y = tf.nn.conv2d(x, kernel, strides=1, padding="VALID")    # [N, H+1, W+1, 4F]
+        f = self.filters
+        # Phase (a, b) of output pixel (i, j) sits at y[i + a, j + b] in group 2a + b.
+        y = tf.concat([y[:, a:a + h, b:b + w, (2 * a + b) * f:(2 * a + b + 1) * f]
+                       for a in (0, 1) for b in (0, 1)], axis=-1)
+        y = tf.nn.depth_to_space(y, 2)
+        if self.use_bias:
+            y = y + self.bias
+        return y
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, _ = input_shape
+        if self.upsample:
+            return (n, None if h is None else 2 * h, None if w is None else 2 * w, self.filters)
+        if self.padding == "valid":
+            k = self.kernel_size - 1
+            return (n, None if h is None else h - k, None if w is None else w - k, self.filters)
+        return (n, h, w, self.filters)
+
     def get_config(self):
         return {**super().get_config(), "filters": self.filters,
                 "kernel_size": self.kernel_size, "gain": self.gain,
-                "padding": self.padding, "use_bias": self.use_bias}
+                "padding": self.padding, "use_bias": self.use_bias,
+                "upsample": self.upsample}
 
 
 @keras.saving.register_keras_serializable(package="mel_tf")

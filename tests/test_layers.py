@@ -43,6 +43,44 @@ def test_equalized_conv_matches_numpy(kernel, padding):
     np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("padding", ["reflect", "zero"])
+@pytest.mark.parametrize("shape", [(2, 4, 4, 5), (1, 3, 6, 2)])
+def test_fused_upsample_conv_equals_upsample_then_conv(padding, shape):
+    # Against numpy on the upsampled image (np.pad 'reflect' at 2x resolution),
+    # and against the unfused layer with the same weights, values and gradients.
+    x = RNG.standard_normal(shape).astype(np.float32)
+    fused = EqualizedConv2D(6, 3, padding=padding, upsample=True)
+    plain = EqualizedConv2D(6, 3, padding=padding)
+    fused.build(x.shape)
+    plain.build(x.shape)
+    plain.kernel.assign(fused.kernel)
+    bias = RNG.standard_normal(6).astype(np.float32)
+    fused.bias.assign(bias)
+    plain.bias.assign(bias)
+    up = x.repeat(2, axis=1).repeat(2, axis=2)
+    w = fused.kernel.numpy().astype(np.float64) * fused.scale
+    expected = numpy_conv(up.astype(np.float64), w, bias, padding)
+    xt = tf.constant(x)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(xt)
+        y_fused = fused(xt)
+        y_plain = plain(Upsample2x()(xt))
+        loss_fused = tf.reduce_sum(tf.sin(y_fused))
+        loss_plain = tf.reduce_sum(tf.sin(y_plain))
+    assert y_fused.shape == (shape[0], 2 * shape[1], 2 * shape[2], 6)
+    np.testing.assert_allclose(y_fused.numpy(), expected, rtol=1e-4, atol=1e-4)
+    for a, b in ((fused.kernel, plain.kernel), (xt, xt)):
+        np.testing.assert_allclose(tape.gradient(loss_fused, a).numpy(),
+                                   tape.gradient(loss_plain, b).numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_fused_upsample_needs_a_padded_3x3_kernel():
+    with pytest.raises(ValueError, match="3x3"):
+        EqualizedConv2D(4, 1, upsample=True)
+    with pytest.raises(ValueError, match="3x3"):
+        EqualizedConv2D(4, 3, padding="valid", upsample=True)
+
+
 @pytest.mark.parametrize("kernel,cin", [(1, 16), (3, 16), (3, 512)])
 def test_equalized_scale_is_gain_over_sqrt_fan_in(kernel, cin):
     layer = EqualizedConv2D(64, kernel, gain=math.sqrt(2))   # >= 1024 weights: a stable std
@@ -123,7 +161,8 @@ def test_upsample_and_downsample_match_numpy():
 
 
 @pytest.mark.parametrize("layer", [
-    EqualizedConv2D(5, 3, gain=2.0, padding="reflect"), EqualizedDense(4, gain=0.5),
+    EqualizedConv2D(5, 3, gain=2.0, padding="reflect"),
+    EqualizedConv2D(5, 3, padding="zero", upsample=True), EqualizedDense(4, gain=0.5),
     PixelNorm(1e-7, "seed"), MiniBatchStd(4, True, 0.0), FadeIn(0.3), Upsample2x(), Downsample2x()])
 def test_layers_round_trip_through_get_config(layer):
     clone = type(layer).from_config(layer.get_config())
