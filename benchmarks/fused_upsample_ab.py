@@ -1,0 +1,164 @@
+"""A/B of the generator's fused upsample-conv against upsample-then-conv.
+
+    python benchmarks/fused_upsample_ab.py --resolutions=16,64,256 --out=FILE.json
+
+Both variants live in one process and are timed interleaved (A, B, A, B, ...),
+so that the drift of a shared machine hits both alike; separate-process
+benchmarks here vary by 10-15% from run to run, more than the effect measured.
+The unfused variant is the same layers with the fusion switched off: each
+EqualizedConv2D(upsample=True) upsamples its input (Upsample2x) and runs the
+plain 3x3 path, which is what the generator did before the fusion.
+
+Measured: the seed preset's training step (batch 8, full width, XLA, fade at
+a = 0.5) per resolution, and the 256x256 generator as a float32 .tflite with
+one LiteRT thread (batch 1).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+from absl import app, flags
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from machine import machine_info  # noqa: E402
+
+F = flags.FLAGS
+flags.DEFINE_list("resolutions", ["16", "64", "256"], "Training-step resolutions to compare.")
+flags.DEFINE_integer("rounds", 8, "Interleaved timed rounds per variant.")
+flags.DEFINE_bool("tflite", True, "Also compare the 256x256 float32 .tflite generator.")
+flags.DEFINE_integer("tflite_rounds", 40, "Interleaved rounds of 5 calls for the .tflite A/B.")
+flags.DEFINE_string("out", None, "Write the JSON here (always printed).")
+
+
+def unfuse(model):
+    """Switches every fused upsample-conv in `model` to upsample-then-conv."""
+    from mel_tf.layers import EqualizedConv2D
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, EqualizedConv2D) and layer.upsample:
+            layer._ab_unfused = True
+
+
+def install_switch():
+    import tensorflow as tf
+
+    from mel_tf.layers import EqualizedConv2D, Upsample2x
+    fused_call = EqualizedConv2D.call
+
+    def call(self, x):
+        if not getattr(self, "_ab_unfused", False):
+            return fused_call(self, x)
+        self.upsample = False
+        try:
+            return fused_call(self, Upsample2x()(x))
+        finally:
+            self.upsample = True
+    EqualizedConv2D.call = call
+    return tf
+
+
+def interleaved(fns, rounds, calls=1):
+    times = {k: [] for k in fns}
+    for _ in range(rounds):
+        for k, fn in fns.items():
+            for _ in range(calls):
+                t0 = time.perf_counter()
+                fn()
+                times[k].append(time.perf_counter() - t0)
+    return {k: {"median_s": statistics.median(v), "min_s": min(v)} for k, v in times.items()}
+
+
+def train_step_ab(resolution, tf):
+    import numpy as np
+
+    from mel_tf.config import TrainConfig, preset
+    from mel_tf.training import ProGAN, step_noise
+
+    net, tc, batch_size = preset("seed", resolution, 1.0), TrainConfig(batch_size=8, xla=True), 8
+    noise = step_noise(net, tc, batch_size)
+    images = np.random.default_rng(0).integers(0, 256, (batch_size, resolution, resolution, 3),
+                                               dtype=np.uint8)
+    batch = {"images": tf.constant(images), "steps": tf.fill([batch_size], tf.constant(7, tf.int64)),
+             **{k: tf.constant(v) for k, v in noise(7).items()}}
+    fns = {}
+    for name in ("fused", "unfused"):
+        model = ProGAN(net, tc)
+        model.set_stage(resolution, resolution > 4)
+        model.set_alpha(0.5)
+        if name == "unfused":
+            unfuse(model.generator)
+            unfuse(model.generator_ema)
+        step = tf.function(model.train_step, jit_compile=True, autograph=False)
+        for _ in range(3):
+            float(step(batch)["d_loss"])
+        fns[name] = lambda step=step: float(step(batch)["d_loss"])
+    result = interleaved(fns, F.rounds)
+    return {"resolution": resolution, **result,
+            "unfused_over_fused": result["unfused"]["median_s"] / result["fused"]["median_s"]}
+
+
+def tflite_ab(tf):
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+
+    from mel_tf.config import preset
+    from mel_tf.export import convert_to_tflite, write_saved_model
+    from mel_tf.networks import Generator
+
+    net = preset("seed", 256, 1.0)
+    fns, sizes = {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in ("fused", "unfused"):
+            tf.keras.utils.set_random_seed(0)
+            generator = Generator(net)
+            generator.set_stage(256, False)
+            if name == "unfused":
+                unfuse(generator)
+            # The product's own export path: SavedModel (z -> uint8 icons) -> .tflite.
+            saved = os.path.join(tmp, name + "_saved_model")
+            write_saved_model(generator, saved)
+            path = os.path.join(tmp, name + ".tflite")
+            with open(path, "wb") as f:
+                f.write(convert_to_tflite(saved))
+            sizes[name] = os.path.getsize(path)
+            interpreter = Interpreter(model_path=path, num_threads=1)
+            interpreter.allocate_tensors()
+            inp = interpreter.get_input_details()[0]
+            interpreter.set_tensor(inp["index"], np.random.default_rng(0).standard_normal(
+                inp["shape"]).astype(np.float32))
+            for _ in range(5):
+                interpreter.invoke()
+            fns[name] = interpreter.invoke
+        result = interleaved(fns, F.tflite_rounds, calls=5)
+    return {"format": "tflite_float32", "threads": 1, "resolution": 256,
+            **{k: {"median_ms": 1000 * v["median_s"], "min_ms": 1000 * v["min_s"],
+                   "bytes": sizes[k]} for k, v in result.items()},
+            "unfused_over_fused": result["unfused"]["median_s"] / result["fused"]["median_s"]}
+
+
+def main(argv):
+    del argv
+    tf = install_switch()
+    out = {"date": datetime.date.today().isoformat(), "machine": machine_info(),
+           "train_step": [train_step_ab(int(r), tf) for r in F.resolutions]}
+    if F.tflite:
+        out["tflite"] = tflite_ab(tf)
+    text = json.dumps(out, indent=2)
+    print(text)
+    if F.out:
+        with open(F.out, "w") as f:
+            f.write(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)
