@@ -17,7 +17,6 @@ one LiteRT thread (batch 1).
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import statistics
 import sys
@@ -30,7 +29,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from machine import machine_info  # noqa: E402
+from machine import emit_json, machine_info  # noqa: E402
 
 F = flags.FLAGS
 flags.DEFINE_list("resolutions", ["16", "64", "256"], "Training-step resolutions to compare.")
@@ -152,11 +151,7 @@ def main(argv):
            "train_step": [train_step_ab(int(r), tf) for r in F.resolutions]}
     if F.tflite:
         out["tflite"] = tflite_ab(tf)
-    text = json.dumps(out, indent=2)
-    print(text)
-    if F.out:
-        with open(F.out, "w") as f:
-            f.write(text + "\n")
+    emit_json(out, F.out)
     return 0
 
 

@@ -1,6 +1,7 @@
-"""What machine a benchmark ran on, for its JSON output (shared by the benchmarks)."""
+"""What machine a benchmark ran on, and its JSON output (shared by the benchmarks)."""
 
 import importlib.metadata
+import json
 import os
 import platform
 
@@ -31,3 +32,12 @@ def machine_info(packages=("tensorflow-cpu", "tensorflow", "keras"), load_before
     if load_before is not None:
         info["load_average_before"] = [round(x, 2) for x in load_before]
     return info
+
+
+def emit_json(result: dict, out=None):
+    """Prints the result as indented JSON and, given a path, writes it there too."""
+    text = json.dumps(result, indent=2)
+    print(text)
+    if out:
+        with open(out, "w") as f:
+            f.write(text + "\n")

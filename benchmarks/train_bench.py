@@ -25,7 +25,7 @@ import time
 
 from absl import app, flags
 
-from machine import machine_info
+from machine import emit_json, machine_info
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -178,11 +178,7 @@ def main(argv):
            "mixed_precision": F.mixed_precision,
            "machine": machine_info(),
            "date": datetime.date.today().isoformat(), "results": results}
-    text = json.dumps(out, indent=2)
-    print(text)
-    if F.out:
-        with open(F.out, "w") as f:
-            f.write(text + "\n")
+    emit_json(out, F.out)
     return 0
 
 
