@@ -19,6 +19,7 @@ checkpoints and stops that run, and this script then stops too.
 from __future__ import annotations
 
 import datetime
+import glob
 import json
 import logging
 import os
@@ -45,7 +46,7 @@ flags.DEFINE_list("policies", ["none", "color+translation+cutout", "ada"],
 flags.DEFINE_integer("num_images", 512, "Images per set for the metrics.")
 flags.DEFINE_integer("seed", 0, "Seed of every run and of the metrics.")
 flags.DEFINE_string("out", "docs/augment_study", "Output folder.")
-flags.DEFINE_bool("tables_only", False, "Only rebuild results.json/.md from the rows in OUT.")
+flags.DEFINE_bool("tables_only", False, "Only rebuild results.json/.md from the rows in OUT/runs/.")
 flags.DEFINE_integer("threads", 0, "TensorFlow threads per op (0: TensorFlow's default).")
 
 
@@ -79,8 +80,8 @@ def main(argv):
     rng = np.random.default_rng([F.seed, 0x4556])
     n = min(F.num_images, len(image_set))
     real = image_set.images(F.resolution)[rng.choice(len(image_set), n, replace=False)]
+    widths = parse_widths(F.widths, F.presets)
     for preset_name in F.presets:
-        widths = dict((k, float(v)) for k, v in (w.split(":") for w in F.widths))
         net = make_preset(preset_name, F.resolution, widths[preset_name])
         for policy in F.policies:
             adaptive = policy == "ada"
@@ -111,7 +112,9 @@ def main(argv):
             save_png(os.path.join(F.out, run_name(preset_name, policy) + ".png"),
                      image_grid(fake[:64], columns=8, min_cell=64))
             row = {"preset": preset_name, "width": net.width, "augment": policy,
-                   "images_shown": shown, "train_seconds": round(train_s, 1),
+                   "resolution": F.resolution, "batch_size": F.batch_size,
+                   "fade_images": F.fade_images, "stable_images": F.stable_images,
+                   "seed": F.seed, "images_shown": shown, "train_seconds": round(train_s, 1),
                    "threads": F.threads, **scores}
             with open(row_path, "w") as f:
                 json.dump(row, f, indent=2)
@@ -120,8 +123,23 @@ def main(argv):
     return 0
 
 
+def parse_widths(entries, presets):
+    """["seed:0.25", ...] -> {"seed": 0.25, ...}; every preset studied needs one."""
+    widths = {}
+    for entry in entries:
+        name, sep, value = entry.partition(":")
+        if not sep:
+            raise app.UsageError(f"--widths entry {entry!r} is not PRESET:WIDTH")
+        widths[name] = float(value)
+    missing = [p for p in presets if p not in widths]
+    if missing:
+        raise app.UsageError(f"--widths has no width for {', '.join(missing)}")
+    return widths
+
+
 def write_tables():
-    import glob
+    """OUT/results.json and results.md from the rows in OUT/runs/ (each row
+    carries its own schedule, so rebuilding needs no training flags)."""
     rows = []
     for path in sorted(glob.glob(os.path.join(F.out, "runs", "*", "row.json"))):
         with open(path) as f:
@@ -130,9 +148,7 @@ def write_tables():
     rows.sort(key=lambda r: (order.get(r["preset"], 9), r["augment"] != "none", r["augment"]))
     # train_seconds in the rows is wall time of a one-thread process on a shared
     # machine: a record, not a speed figure (benchmarks/train_bench.py is that).
-    result = {"date": datetime.date.today().isoformat(), "resolution": F.resolution,
-              "batch_size": F.batch_size, "fade_images": F.fade_images,
-              "stable_images": F.stable_images, "seed": F.seed, "runs": rows}
+    result = {"date": datetime.date.today().isoformat(), "runs": rows}
     for name, text in (("results.json", json.dumps(result, indent=2)),
                        ("results.md", markdown_table(rows))):
         tmp = os.path.join(F.out, name + ".tmp")

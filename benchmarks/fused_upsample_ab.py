@@ -5,9 +5,9 @@
 Both variants live in one process and are timed interleaved (A, B, A, B, ...),
 so that the drift of a shared machine hits both alike; separate-process
 benchmarks here vary by 10-15% from run to run, more than the effect measured.
-The unfused variant is the same layers with the fusion switched off: each
-EqualizedConv2D(upsample=True) upsamples its input (Upsample2x) and runs the
-plain 3x3 path, which is what the generator did before the fusion.
+The unfused variant is the same layers with the fusion switched off (`unfuse`):
+each EqualizedConv2D(upsample=True) upsamples its input (Upsample2x) and runs
+the plain 3x3 path, which is what the generator did before the fusion.
 
 Measured: the seed preset's training step (batch 8, full width, XLA, fade at
 a = 0.5) per resolution, and the 256x256 generator as a float32 .tflite with
@@ -40,29 +40,23 @@ flags.DEFINE_string("out", None, "Write the JSON here (always printed).")
 
 
 def unfuse(model):
-    """Switches every fused upsample-conv in `model` to upsample-then-conv."""
-    from mel_tf.layers import EqualizedConv2D
+    """Switches every fused upsample-conv in `model` to upsample-then-conv.
+
+    Only these instances change: their `call` becomes Upsample2x followed by
+    the layer's plain convolution at the upsampled resolution, plus the bias.
+    """
+    from mel_tf.layers import EqualizedConv2D, Upsample2x
+    upsample = Upsample2x()
+
+    def unfused_call(layer):
+        def call(x):
+            y = layer._conv(upsample(x))
+            return y + layer.bias if layer.use_bias else y
+        return call
+
     for layer in model._flatten_layers(include_self=False, recursive=True):
         if isinstance(layer, EqualizedConv2D) and layer.upsample:
-            layer._ab_unfused = True
-
-
-def install_switch():
-    import tensorflow as tf
-
-    from mel_tf.layers import EqualizedConv2D, Upsample2x
-    fused_call = EqualizedConv2D.call
-
-    def call(self, x):
-        if not getattr(self, "_ab_unfused", False):
-            return fused_call(self, x)
-        self.upsample = False
-        try:
-            return fused_call(self, Upsample2x()(x))
-        finally:
-            self.upsample = True
-    EqualizedConv2D.call = call
-    return tf
+            layer.call = unfused_call(layer)
 
 
 def interleaved(fns, rounds, calls=1):
@@ -146,7 +140,8 @@ def tflite_ab(tf):
 
 def main(argv):
     del argv
-    tf = install_switch()
+    import tensorflow as tf
+
     out = {"date": datetime.date.today().isoformat(), "machine": machine_info(),
            "train_step": [train_step_ab(int(r), tf) for r in F.resolutions]}
     if F.tflite:

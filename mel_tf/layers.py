@@ -108,55 +108,48 @@ class EqualizedConv2D(keras.layers.Layer):
             self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer="zeros")
 
     def call(self, x):
-        if self.upsample:
-            return self._upsample_call(x)
+        y = self._upsample_conv(x) if self.upsample else self._conv(x)
+        if self.use_bias:
+            y = y + self.bias
+        return y
+
+    def _scaled_kernel(self):
+        return self.kernel * tf.cast(self.scale, self.kernel.dtype)
+
+    def _conv(self, x):
+        """The convolution at the input's resolution (no bias)."""
         pad = self.kernel_size // 2
         mode = "VALID"
         if self.kernel_size > 1 and self.padding == "reflect":
             x = _reflect_pad(x, pad)
         elif self.padding == "zero":
             mode = "SAME"
-        w = self.kernel * tf.cast(self.scale, self.kernel.dtype)
+        w = self._scaled_kernel()
         k = self.kernel_size
         if k == 1:
             # A 1x1 convolution is a matrix product; matmul is faster than conv2d here.
-            y = tf.einsum("bhwc,cf->bhwf", x, w[0, 0])
-        elif mode == "VALID" and x.shape[1] == k and x.shape[2] == k:
+            return tf.einsum("bhwc,cf->bhwf", x, w[0, 0])
+        if mode == "VALID" and x.shape[1] == k and x.shape[2] == k:
             # A 'valid' convolution as large as its input (D's 4x4 -> 1x1) is a
             # dense layer; as a matmul its gradients are several times faster.
             y = tf.matmul(tf.reshape(x, [-1, k * k * x.shape[3]]), tf.reshape(w, [-1, self.filters]))
-            y = tf.reshape(y, [-1, 1, 1, self.filters])
-        else:
-            y = tf.nn.conv2d(x, w, strides=1, padding=mode)
-        if self.use_bias:
-            y = y + self.bias
-        return y
+            return tf.reshape(y, [-1, 1, 1, self.filters])
+        return tf.nn.conv2d(x, w, strides=1, padding=mode)
 
-    def _upsample_call(self, x):
+    def _upsample_conv(self, x):
+        """conv3x3(nearest_upsample_2x(x)) as one 2x2 convolution over four phases (no bias)."""
         h, w = tf.shape(x)[1], tf.shape(x)[2]
         if self.padding == "reflect":
             x = _edge_pad1(x)
         else:
             x = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]])
-        kernel = _upsample_conv3x3_kernel(self.kernel * tf.cast(self.scale, self.kernel.dtype))
-        y = tf.nn.conv2d(x, kernel, strides=1, padding="VALID")    # [N, H+1, W+1, 4F]
+        y = tf.nn.conv2d(x, _upsample_conv3x3_kernel(self._scaled_kernel()), strides=1,
+                         padding="VALID")                           # [N, H+1, W+1, 4F]
         f = self.filters
         # Phase (a, b) of output pixel (i, j) sits at y[i + a, j + b] in group 2a + b.
         y = tf.concat([y[:, a:a + h, b:b + w, (2 * a + b) * f:(2 * a + b + 1) * f]
                        for a in (0, 1) for b in (0, 1)], axis=-1)
-        y = tf.nn.depth_to_space(y, 2)
-        if self.use_bias:
-            y = y + self.bias
-        return y
-
-    def compute_output_shape(self, input_shape):
-        n, h, w, _ = input_shape
-        if self.upsample:
-            return (n, None if h is None else 2 * h, None if w is None else 2 * w, self.filters)
-        if self.padding == "valid":
-            k = self.kernel_size - 1
-            return (n, None if h is None else h - k, None if w is None else w - k, self.filters)
-        return (n, h, w, self.filters)
+        return tf.nn.depth_to_space(y, 2)
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters,
