@@ -160,10 +160,13 @@ def export_from_generator(generator, out_dir: str, resolution: Optional[int] = N
     if resolution not in net_cfg.resolutions:
         raise ExportError(f"resolution {resolution} is not a stage of this network "
                           f"({', '.join(map(str, net_cfg.resolutions))})")
-    net = _float32_copy(generator, resolution)
+    # The exported graph is the generator's function with ops laid out for
+    # LiteRT; the reference icons come from the graph that was trained.
+    net = _float32_copy(generator, resolution, for_litert=True)
     z_check = np.random.default_rng(2024).standard_normal(
         (VALIDATION_LATENTS, net_cfg.latent_dim)).astype(np.float32)
-    reference = icons_from_generator(net, z_check) if validate else None
+    reference = (icons_from_generator(_float32_copy(generator, resolution), z_check)
+                 if validate else None)
 
     out_dir = os.path.abspath(out_dir)
     created_parents = _make_parents(out_dir)
@@ -421,10 +424,11 @@ def _dataset_info(logdir: str, credit: Optional[str], log) -> dict:
     return info
 
 
-def _float32_copy(generator, resolution: int):
+def _float32_copy(generator, resolution: int, for_litert: bool = False):
     """A float32 generator with the same weights, at `resolution` with fading off."""
     from mel_tf.networks import Generator
-    copy = Generator(generator.cfg.replace(dtype_policy="float32"), name="generator_ema")
+    copy = Generator(generator.cfg.replace(dtype_policy="float32"), name="generator_ema",
+                     for_litert=for_litert)
     if len(copy.weights) != len(generator.weights):
         raise ExportError("the generator does not match its own configuration")
     for target, source in zip(copy.weights, generator.weights):

@@ -193,19 +193,33 @@ class PixelNorm(keras.layers.Layer):
 
     style "seed": x / (sqrt(mean_c(x^2)) + eps)  (the source, eps 1e-7)
     style "paper": x * rsqrt(mean_c(x^2) + eps)  (Karras et al., eps 1e-8)
+
+    `mean_by_conv=True` (NHWC inputs): the channel mean is a 1x1 convolution
+    with a constant [C, C] matrix of 1/C, so every channel receives the mean
+    and the rest is element-wise without broadcasting. Same values up to the
+    order of summation. It is for the exported graph: LiteRT's XNNPACK takes
+    1.29 ms for MEAN over 4 channels at 256x256 and 0.47 ms for the whole norm
+    this way, while XLA trains 2x slower with it (benchmarks/litert_ops_bench.py).
     """
 
-    def __init__(self, eps: float = 1e-8, style: str = "paper", **kwargs):
+    def __init__(self, eps: float = 1e-8, style: str = "paper", mean_by_conv: bool = False,
+                 **kwargs):
         super().__init__(**kwargs)
         if style not in ("seed", "paper"):
             raise ValueError(f"style must be 'seed' or 'paper', got {style!r}")
         self.eps = float(eps)
         self.style = style
+        self.mean_by_conv = bool(mean_by_conv)
 
     def call(self, x):
         # The mean of squares is taken in float32 even under bfloat16 compute:
         # it sums many small numbers.
-        ms = tf.reduce_mean(tf.square(tf.cast(x, tf.float32)), axis=-1, keepdims=True)
+        squares = tf.square(tf.cast(x, tf.float32))
+        if self.mean_by_conv and x.shape.rank == 4:
+            c = x.shape[-1]
+            ms = tf.nn.conv2d(squares, tf.fill([1, 1, c, c], 1.0 / c), strides=1, padding="VALID")
+        else:
+            ms = tf.reduce_mean(squares, axis=-1, keepdims=True)
         if self.style == "seed":
             inv = 1.0 / (_safe_sqrt(ms) + self.eps)
         else:
@@ -213,7 +227,8 @@ class PixelNorm(keras.layers.Layer):
         return x * tf.cast(inv, x.dtype)
 
     def get_config(self):
-        return {**super().get_config(), "eps": self.eps, "style": self.style}
+        return {**super().get_config(), "eps": self.eps, "style": self.style,
+                "mean_by_conv": self.mean_by_conv}
 
 
 @keras.saving.register_keras_serializable(package="mel_tf")

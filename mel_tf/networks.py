@@ -25,6 +25,13 @@ from mel_tf.layers import (Downsample2x, EqualizedConv2D, EqualizedDense, FadeIn
                            MiniBatchStd, PixelNorm, Upsample2x)
 
 
+# LiteRT's XNNPACK delegate runs MEAN over a few channels far slower than a 1x1
+# convolution (256x256x4: 1.29 vs 0.47 ms per pixel norm; equal at 8 channels,
+# MEAN ahead at 16; benchmarks/litert_ops_bench.py): the exported generator
+# takes the pixel norm's mean by convolution up to this many channels.
+LITERT_CONV_MEAN_MAX_CHANNELS = 8
+
+
 # ---- data range: the one place where images change representation -----------
 
 def uint8_to_network(images, cfg: NetworkConfig):
@@ -66,12 +73,13 @@ class ConvActNorm(keras.layers.Layer):
     """conv -> [pixel norm] -> lrelu, or conv -> lrelu -> [pixel norm] (paper order)."""
 
     def __init__(self, filters, kernel_size, cfg: NetworkConfig, pixel_norm: bool,
-                 padding=None, upsample=False, **kwargs):
+                 padding=None, upsample=False, norm_mean_by_conv=False, **kwargs):
         super().__init__(dtype=cfg.dtype_policy, **kwargs)
         self.conv = EqualizedConv2D(filters, kernel_size, gain=cfg.conv_gain,
                                     padding=padding or cfg.padding, upsample=upsample,
                                     dtype=cfg.dtype_policy, name="conv")
-        self.norm = (PixelNorm(cfg.pixel_norm_eps, cfg.pixel_norm_style, dtype=cfg.dtype_policy)
+        self.norm = (PixelNorm(cfg.pixel_norm_eps, cfg.pixel_norm_style,
+                               mean_by_conv=norm_mean_by_conv, dtype=cfg.dtype_policy)
                      if pixel_norm else None)
         self.norm_first = cfg.pixel_norm_before_activation
         self.slope = cfg.lrelu_slope
@@ -97,14 +105,15 @@ class GeneratorBlock(_ListsInCheckpoints, keras.layers.Layer):
     """
     _checkpoint_lists = ("convs",)
 
-    def __init__(self, resolution, cfg: NetworkConfig, **kwargs):
+    def __init__(self, resolution, cfg: NetworkConfig, for_litert: bool = False, **kwargs):
         super().__init__(dtype=cfg.dtype_policy, name=f"g_block_{resolution}", **kwargs)
         cin, cout = cfg.g_block_channels(resolution)
         self.cin = cin
         grows = resolution > MIN_RESOLUTION
         n_convs = 2 if grows else cfg.g_first_block_convs
+        mean_by_conv = for_litert and cout <= LITERT_CONV_MEAN_MAX_CHANNELS
         self.convs = [ConvActNorm(cout, 3, cfg, pixel_norm=True, upsample=grows and i == 0,
-                                  name=f"conv{i}")
+                                  norm_mean_by_conv=mean_by_conv, name=f"conv{i}")
                       for i in range(n_convs)]
 
     def build(self, input_shape=None):
@@ -200,7 +209,9 @@ class Generator(_Progressive):
     """Latent batch [N, latent_dim] -> images [N, R, R, 3] in the preset's data range."""
     _checkpoint_lists = ("blocks", "to_rgb")
 
-    def __init__(self, cfg: NetworkConfig, name: str = "generator"):
+    def __init__(self, cfg: NetworkConfig, name: str = "generator", for_litert: bool = False):
+        """`for_litert`: the same function and weights, with the ops laid out for
+        LiteRT's XNNPACK delegate (the exported graph); slower to train."""
         super().__init__(cfg, name=name)
         dt = cfg.dtype_policy
         if cfg.latent_mode == "dense":
@@ -211,7 +222,7 @@ class Generator(_Progressive):
             self.latent_dense.build((None, cfg.latent_dim))
             self.latent_act_norm = PixelNorm(cfg.pixel_norm_eps, cfg.pixel_norm_style, dtype=dt,
                                              name="latent_act_norm")
-        self.blocks = [GeneratorBlock(r, cfg) for r in cfg.resolutions]
+        self.blocks = [GeneratorBlock(r, cfg, for_litert) for r in cfg.resolutions]
         self.to_rgb = [EqualizedConv2D(3, 1, gain=cfg.to_rgb_gain, dtype=dt, name=f"to_rgb_{r}")
                        for r in cfg.resolutions]
         for r, block, to_rgb in zip(cfg.resolutions, self.blocks, self.to_rgb):

@@ -100,9 +100,10 @@ def test_equalized_dense_scale_and_output():
 
 
 @pytest.mark.parametrize("style,eps", [("seed", 1e-7), ("paper", 1e-8)])
-def test_pixel_norm_matches_numpy(style, eps):
+@pytest.mark.parametrize("mean_by_conv", [False, True])
+def test_pixel_norm_matches_numpy(style, eps, mean_by_conv):
     x = RNG.standard_normal((2, 3, 3, 8)).astype(np.float32) * 5
-    y = PixelNorm(eps, style)(x).numpy()
+    y = PixelNorm(eps, style, mean_by_conv=mean_by_conv)(x).numpy()
     ms = np.mean(x.astype(np.float64) ** 2, axis=-1, keepdims=True)
     expected = x / (np.sqrt(ms) + eps) if style == "seed" else x / np.sqrt(ms + eps)
     np.testing.assert_allclose(y, expected, rtol=1e-5)
@@ -163,7 +164,7 @@ def test_upsample_and_downsample_match_numpy():
 @pytest.mark.parametrize("layer", [
     EqualizedConv2D(5, 3, gain=2.0, padding="reflect"),
     EqualizedConv2D(5, 3, padding="zero", upsample=True), EqualizedDense(4, gain=0.5),
-    PixelNorm(1e-7, "seed"), MiniBatchStd(4, True, 0.0), FadeIn(0.3), Upsample2x(), Downsample2x()])
+    PixelNorm(1e-7, "seed"), PixelNorm(mean_by_conv=True), MiniBatchStd(4, True, 0.0), FadeIn(0.3), Upsample2x(), Downsample2x()])
 def test_layers_round_trip_through_get_config(layer):
     clone = type(layer).from_config(layer.get_config())
     assert clone.get_config() == layer.get_config()
