@@ -25,11 +25,12 @@ from mel_tf.layers import (Downsample2x, EqualizedConv2D, EqualizedDense, FadeIn
                            MiniBatchStd, PixelNorm, Upsample2x)
 
 
-# LiteRT's XNNPACK delegate runs MEAN over a few channels far slower than a 1x1
-# convolution (256x256x4: 1.29 vs 0.47 ms per pixel norm; equal at 8 channels,
-# MEAN ahead at 16; benchmarks/litert_ops_bench.py): the exported generator
-# takes the pixel norm's mean by convolution up to this many channels.
-LITERT_CONV_MEAN_MAX_CHANNELS = 8
+# LiteRT's XNNPACK delegate runs MEAN over 4 channels far slower than a 1x1
+# convolution (a pixel norm at 256x256x4: 1.21 vs 0.48 ms); at 8 channels the
+# two trade places from run to run, from 16 up MEAN is faster
+# (benchmarks/litert_ops_bench.py). The exported generator takes the pixel
+# norm's mean by convolution up to this many channels.
+LITERT_CONV_MEAN_MAX_CHANNELS = 4
 
 
 # ---- data range: the one place where images change representation -----------
