@@ -11,7 +11,17 @@ thread pools when it starts. The time is the median of --reps calls after
 --warmup calls; the minimum is kept too, as the machine may be shared.
 
 Output JSON: {"date", "machine", "model", "target_ms_per_icon", "results":
-[{"format", "threads", "ms_per_icon", "ms_min", "bytes"}, ...], "export"}.
+[{"format", "threads", "ms_per_icon", "ms_min", "bytes"}, ...], "export",
+"vs_source"}.
+
+vs_source (when PyTorch is installed; `pip install torch==2.13.0`): the
+target is stated against the source's generator, 9.9 ms with two threads on
+the machine where REFERENCE.md was measured, and timings taken minutes apart
+here drift by 10-40% with the shared host. So the float32 .tflite (one
+LiteRT thread) and the PyTorch port of the source's
+generator (benchmarks/source_torch_bench.py, two threads, eval mode, batch 1)
+are timed in turns (`run_pair_worker`); the median of the per-turn ratios is
+compared with 5 / 9.9.
 """
 
 import datetime
@@ -38,18 +48,31 @@ flags.DEFINE_integer("reps", 30, "Timed calls per measurement.")
 flags.DEFINE_integer("warmup", 5, "Untimed calls first.")
 flags.DEFINE_string("work_dir", None, "Keep the run and export here (default: a temp dir).")
 # Internal: one measurement in a fresh process.
+flags.DEFINE_bool("vs_source", True, "Also time the source's PyTorch generator side by "
+                  "side with the float32 .tflite (skipped without torch).")
+flags.DEFINE_integer("pair_rounds", 40, "Alternating bursts of each for vs_source.")
 flags.DEFINE_string("worker_model", None, "(internal) time this model and print JSON.")
+flags.DEFINE_enum("worker_serve", None, ["tflite", "source"],
+                  "(internal) serve bursts of calls of this generator for vs_source.")
 flags.DEFINE_integer("worker_threads", 1, "(internal) threads of the measurement.")
 FLAGS = flags.FLAGS
 
 TARGET_MS = 5.0
+# The source's generator on the REFERENCE.md machine (two threads): the target
+# is this fraction of it.
+SOURCE_REFERENCE_MS = 9.9
+PAIR_BURST = 10          # calls per turn of a vs_source worker (the burst's median counts)
+PAIR_PREFIX = "PAIR "    # marks a vs_source worker's replies on its stdout
 
 
 def main(argv):
     del argv
-    if FLAGS.worker_model:
+    if FLAGS.worker_model and not FLAGS.worker_serve:
         print(json.dumps(measure(FLAGS.worker_model, FLAGS.worker_threads, FLAGS.reps,
                                  FLAGS.warmup)))
+        return
+    if FLAGS.worker_serve:
+        serve(FLAGS.worker_serve, FLAGS.worker_model, FLAGS.worker_threads, FLAGS.warmup)
         return
     if not FLAGS.out:
         raise app.UsageError("--out is required")
@@ -75,6 +98,14 @@ def main(argv):
                             "ms_min": round(timing["min_ms"], 3), "bytes": size})
             print(f"{name:15s} threads={threads}  {timing['median_ms']:8.2f} ms/icon "
                   f"(min {timing['min_ms']:.2f})  {size / 1e6:7.2f} MB", flush=True)
+    vs_source = None
+    if FLAGS.vs_source:
+        vs_source = run_pair_worker(os.path.join(export_dir, "generator.tflite"))
+        if vs_source:
+            print(f"side by side: tflite float32 1 thread {vs_source['tflite_ms']:.2f} ms, "
+                  f"source PyTorch 2 threads {vs_source['source_ms']:.2f} ms, paired ratio "
+                  f"{vs_source['paired_ratio']:.3f} (target {vs_source['target_ratio']:.3f})",
+                  flush=True)
     report = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine_info(("tensorflow-cpu", "tensorflow", "keras", "ai-edge-litert"), load_before),
@@ -84,6 +115,7 @@ def main(argv):
         "results": results,
         "export": {"psnr_db_vs_float32": _psnrs(export_dir), "saved_model_dir": export_dir,
                    "exported_at": tflite_summary["exported_at"]},
+        "vs_source": vs_source,
     }
     with open(FLAGS.out, "w") as f:
         json.dump(report, f, indent=2)
@@ -146,6 +178,97 @@ def measure(path, threads, reps, warmup):
         times.append(time.perf_counter() - start)
     times.sort()
     return {"median_ms": 1000 * times[len(times) // 2], "min_ms": 1000 * times[0]}
+
+
+def run_pair_worker(path):
+    """The vs_source measurement; None (with a note) without PyTorch.
+
+    Worker processes, one serving the float32 .tflite (one LiteRT thread), the
+    others the source's generator (PyTorch, two threads and one), take turns: a
+    burst of calls from each in turn, --pair_rounds times. Only one runs at a
+    time, so they do not share the CPU, and the bursts of a round are a few
+    tenths of a second apart, so the host's drift hits them alike.
+    """
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        print("vs_source skipped: PyTorch is not installed (pip install torch==2.13.0)")
+        return None
+    import numpy as np
+    kinds = {"tflite": ("tflite", 1), "source": ("source", 2), "source_1_thread": ("source", 1)}
+    workers = {name: subprocess.Popen(
+        [sys.executable, os.path.abspath(__file__), f"--worker_serve={kind}",
+         f"--worker_model={path}", f"--worker_threads={threads}", f"--warmup={FLAGS.warmup}"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        for name, (kind, threads) in kinds.items()}
+    times = {name: [] for name in workers}
+    try:
+        for name, worker in workers.items():
+            _worker_reply(worker)                  # loaded and warmed up
+        for _ in range(FLAGS.pair_rounds):
+            for name, worker in workers.items():
+                worker.stdin.write(f"{PAIR_BURST}\n")
+                worker.stdin.flush()
+                times[name].append(float(np.median(_worker_reply(worker))))
+    finally:
+        for worker in workers.values():
+            worker.stdin.close()
+            worker.wait()
+    ours, theirs = np.array(times["tflite"]), np.array(times["source"])
+    theirs_1 = np.array(times["source_1_thread"])
+    return {"tflite_threads": 1, "source_threads": 2, "rounds": FLAGS.pair_rounds,
+            "calls_per_burst": PAIR_BURST,
+            "tflite_ms": round(1e3 * float(np.median(ours)), 3),
+            "source_ms": round(1e3 * float(np.median(theirs)), 3),
+            "paired_ratio": round(float(np.median(ours / theirs)), 4),
+            # A two-thread job suffers more from a busy host core than a
+            # one-thread job, so the source on one thread is reported too.
+            "source_1_thread_ms": round(1e3 * float(np.median(theirs_1)), 3),
+            "paired_ratio_vs_source_1_thread": round(float(np.median(ours / theirs_1)), 4),
+            "target_ratio": round(TARGET_MS / SOURCE_REFERENCE_MS, 4),
+            "source_reference_ms": SOURCE_REFERENCE_MS,
+            "target_ms_scaled_to_this_machine": round(
+                TARGET_MS / SOURCE_REFERENCE_MS * 1e3 * float(np.median(theirs)), 3)}
+
+
+def _worker_reply(worker):
+    for line in worker.stdout:
+        if line.startswith(PAIR_PREFIX):
+            return json.loads(line[len(PAIR_PREFIX):])
+    raise RuntimeError("a vs_source worker ended early (see its stderr above)")
+
+
+def serve(kind, path, threads, warmup):
+    """Worker: loads one generator, then times a burst of calls per line read."""
+    if kind == "source":
+        import torch
+
+        from source_torch_bench import LATENT_DIM, build
+        torch.set_num_threads(threads)
+        torch.set_grad_enabled(False)
+        torch.manual_seed(0)
+        source = build(torch)[0](256).eval()
+        z = torch.randn(1, LATENT_DIM)
+
+        def call():
+            source(z, 1.0)
+    else:
+        from mel_tf.generate import latents_for_seed, load_model
+        model = load_model(path, num_threads=threads)
+        z = latents_for_seed(0, 1, model.latent_dim)
+
+        def call():
+            model(z)
+    for _ in range(warmup):
+        call()
+    print(PAIR_PREFIX + "[]", flush=True)
+    for line in sys.stdin:
+        times = []
+        for _ in range(int(line)):
+            start = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - start)
+        print(PAIR_PREFIX + json.dumps(times), flush=True)
 
 
 def _psnrs(export_dir):
