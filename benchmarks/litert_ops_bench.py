@@ -16,6 +16,8 @@ shared machine's drift hits them alike. Cases, at the seed preset's shapes:
   one pixel per side). Without the bias: this path converts the bias to a
   separate ADD, which the exported generator does not have (its converter
   moves the bias into the convolution).
+- generator: the seed preset's 256x256 generator (float output, batch 1) as
+  trained (`Generator(cfg)`) and as exported (`Generator(cfg, for_litert=True)`).
 
 Output JSON: {"date", "machine", "threads", "results": [{"case", "shape",
 "variant", "ms_median", "ms_p10"}, ...]}.
@@ -80,6 +82,22 @@ def upsample_conv_cases():
             "phase_slices_concat": phase_slices(layer), "depth_to_space_crop": layer})
 
 
+def generator_cases():
+    """The whole 256x256 seed generator (full width, untrained), as trained and as exported."""
+    import keras
+
+    from mel_tf.config import preset
+    from mel_tf.networks import Generator
+    cfg = preset("seed", 256)
+    keras.utils.set_random_seed(0)
+    trained = Generator(cfg)
+    exported = Generator(cfg, for_litert=True)
+    for a, b in zip(exported.weights, trained.weights):
+        a.assign(b)
+    yield ("generator", [1, cfg.latent_dim], {"training_graph": trained,
+                                              "litert_graph": exported})
+
+
 def _old_phases(w, axis):
     import tensorflow as tf
     w0, w1, w2 = tf.unstack(w, axis=axis)
@@ -136,7 +154,8 @@ def main(argv):
     load_before = os.getloadavg()
     results = []
     with tempfile.TemporaryDirectory(prefix="litert_ops_bench-") as work:
-        for case, shape, variants in list(pixel_norm_cases()) + list(upsample_conv_cases()):
+        cases = list(pixel_norm_cases()) + list(upsample_conv_cases()) + list(generator_cases())
+        for case, shape, variants in cases:
             results += time_variants(case, shape, variants, work, F.rounds, F.threads)
     emit_json({
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -149,7 +149,7 @@ class EqualizedConv2D(keras.layers.Layer):
                          padding="VALID")                           # [N, H+1, W+1, 4F]
         # Rows and columns -1 .. 2H of the output; the first and last are outside.
         # (One crop after depth_to_space: cutting each phase out of y first took
-        # LiteRT 1.41 instead of 0.62 ms at 256x256; benchmarks/litert_ops_bench.py.)
+        # LiteRT over twice as long at 256x256; benchmarks/litert_ops_bench.py.)
         return tf.nn.depth_to_space(y, 2)[:, 1:-1, 1:-1]
 
     def get_config(self):
@@ -199,8 +199,9 @@ class PixelNorm(keras.layers.Layer):
     with a constant [C, C] matrix of 1/C, so every channel receives the mean
     and the rest is element-wise without broadcasting. Same values up to the
     order of summation. It is for the exported graph: a pixel norm over 4
-    channels at 256x256 takes LiteRT's XNNPACK 1.21 ms with MEAN and 0.48 ms
-    this way (benchmarks/litert_ops_bench.py), while XLA trains 2x slower with it.
+    channels at 256x256 takes LiteRT's XNNPACK 0.6-1.3 ms with MEAN and
+    0.4-0.5 ms this way (benchmarks/litert_ops_bench.py), while XLA trains
+    2x slower with it.
     """
 
     def __init__(self, eps: float = 1e-8, style: str = "paper", mean_by_conv: bool = False,

@@ -26,10 +26,10 @@ from mel_tf.layers import (Downsample2x, EqualizedConv2D, EqualizedDense, FadeIn
 
 
 # LiteRT's XNNPACK delegate runs MEAN over 4 channels far slower than a 1x1
-# convolution (a pixel norm at 256x256x4: 1.21 vs 0.48 ms); at 8 channels the
-# two trade places from run to run, from 16 up MEAN is faster
-# (benchmarks/litert_ops_bench.py). The exported generator takes the pixel
-# norm's mean by convolution up to this many channels.
+# convolution (a pixel norm at 256x256x4: 0.6-1.3 ms against 0.4-0.5 ms in
+# four runs); at 8 channels the two trade places from run to run, and from 16
+# up MEAN is faster (benchmarks/litert_ops_bench.py). The exported generator
+# takes the pixel norm's mean by convolution up to this many channels.
 LITERT_CONV_MEAN_MAX_CHANNELS = 4
 
 
