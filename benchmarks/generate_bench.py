@@ -196,10 +196,15 @@ def run_pair_worker(path):
         return None
     import numpy as np
     kinds = {"tflite": ("tflite", 1), "source": ("source", 2), "source_1_thread": ("source", 1)}
+    # glibc's malloc otherwise maps and unmaps PyTorch's large intermediate
+    # tensors afresh on every call; that page-faulting made the source's
+    # generator 1.7x slower (33-38 against 19-20 ms here), unless something
+    # large had been freed first. LiteRT allocates its arena once.
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=str(1 << 28), MALLOC_TRIM_THRESHOLD_=str(1 << 28))
     workers = {name: subprocess.Popen(
         [sys.executable, os.path.abspath(__file__), f"--worker_serve={kind}",
          f"--worker_model={path}", f"--worker_threads={threads}", f"--warmup={FLAGS.warmup}"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         for name, (kind, threads) in kinds.items()}
     times = {name: [] for name in workers}
     try:

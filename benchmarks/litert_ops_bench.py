@@ -8,7 +8,7 @@ shared machine's drift hits them alike. Cases, at the seed preset's shapes:
 
 - pixel_norm: the channel mean by MEAN (the training graph) against a 1x1
   convolution with a [C, C] matrix of 1/C (`PixelNorm(mean_by_conv=True)`), at
-  every generator resolution; this sets networks.LITERT_CONV_MEAN_MAX_CHANNELS.
+  every generator resolution; this sets networks.LiteRTLayout.for_channels.
 - upsample_conv: the fused upsample-conv (2x2 convolution over four phases)
   with its outputs laid out as before 2026-11-27 (each phase cut out of the
   convolution's output by a channel slice, then concat and depth_to_space)

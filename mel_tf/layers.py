@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 
@@ -67,6 +68,27 @@ def _upsample_conv3x3_kernel(w):
     return tf.concat([k for rows in phases(w, 0) for k in phases(rows, 1)], axis=-1)
 
 
+def _column_pairs_kernel(w):
+    """Kernel [k, k, C, F] (k = 1 or 3) -> its kernel over column pairs [k, k, 2C, 2F].
+
+    In the column-pair layout [N, H, W/2, 2C] (a free reshape of NHWC) pixel
+    column 2J + t sits in packed column J, channels tC .. tC + C - 1. Output
+    column 2J + s reads input column 2J + s + kx - k // 2 = 2(J + dJ) + t, so
+    tap (dJ, t, s) of the packed kernel is tap kx = 2 dJ + t - s + k // 2 of
+    the original, or zero where that is outside the kernel.
+    """
+    k = w.shape[0]
+    taps = np.zeros((k, 2, 2, k), np.float32)          # [packed tap, t, s, original tap]
+    for j in range(k):
+        for t in (0, 1):
+            for s_ in (0, 1):
+                kx = 2 * (j - k // 2) + t - s_ + k // 2
+                if 0 <= kx < k:
+                    taps[j, t, s_, kx] = 1.0
+    packed = tf.einsum("jtsx,yxcf->yjtcsf", tf.constant(taps, w.dtype), w)
+    return tf.reshape(packed, [k, k, 2 * w.shape[2], 2 * w.shape[3]])
+
+
 @keras.saving.register_keras_serializable(package="mel_tf")
 class EqualizedConv2D(keras.layers.Layer):
     """2-D convolution with the equalized learning rate.
@@ -84,22 +106,37 @@ class EqualizedConv2D(keras.layers.Layer):
     an upsampled image by one pixel repeats its edge (reflect -> edge padding
     at the low resolution), and zeros stay zeros. Weights, scale and results
     are those of the unfused layer (tests/test_layers.py).
+
+    `column_pairs=True` (1x1, or 3x3 with reflect or zero padding; for the
+    exported graph): the layer computes the same convolution over the input
+    reshaped to [N, H, W/2, 2C], pairs of neighbouring columns side by side
+    in the channels, with a kernel [k, k, 2C, 2F] built from its own, and
+    reshapes back. Twice the multiply-adds, but with 4 channels LiteRT's
+    XNNPACK leaves most of its vector lanes empty, and the pairs fill them.
+    Reflection padding carries over as row reflection plus repeating the
+    packed edge columns (packed column 0 holds pixel column 1, which is what
+    reflection puts left of column 0; likewise on the right).
     """
 
     def __init__(self, filters: int, kernel_size: int, gain: float = math.sqrt(2.0),
                  padding: str = "zero", use_bias: bool = True, upsample: bool = False,
-                 **kwargs):
+                 column_pairs: bool = False, **kwargs):
         super().__init__(**kwargs)
         if padding not in ("reflect", "zero", "valid"):
             raise ValueError(f"padding must be reflect, zero or valid, got {padding!r}")
         if upsample and (kernel_size != 3 or padding == "valid"):
             raise ValueError("upsample=True needs a 3x3 kernel with reflect or zero padding")
+        if column_pairs and (upsample or kernel_size not in (1, 3)
+                             or kernel_size == 3 and padding == "valid"):
+            raise ValueError("column_pairs=True needs a 1x1 kernel, or a 3x3 kernel with "
+                             "reflect or zero padding, and no upsampling")
         self.filters = int(filters)
         self.kernel_size = int(kernel_size)
         self.gain = float(gain)
         self.padding = padding
         self.use_bias = use_bias
         self.upsample = bool(upsample)
+        self.column_pairs = bool(column_pairs)
 
     def build(self, input_shape):
         in_channels = int(input_shape[-1])
@@ -111,6 +148,8 @@ class EqualizedConv2D(keras.layers.Layer):
             self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer="zeros")
 
     def call(self, x):
+        if self.column_pairs:
+            return self._column_pairs_conv(x)
         y = self._upsample_conv(x) if self.upsample else self._conv(x)
         if self.use_bias:
             y = y + self.bias
@@ -152,11 +191,25 @@ class EqualizedConv2D(keras.layers.Layer):
         # LiteRT over twice as long at 256x256; benchmarks/litert_ops_bench.py.)
         return tf.nn.depth_to_space(y, 2)[:, 1:-1, 1:-1]
 
+    def _column_pairs_conv(self, x):
+        """The convolution over column pairs (bias included), reshaped back to NHWC."""
+        n, h, w, c = x.shape
+        n = -1 if n is None else n
+        x = tf.reshape(x, [n, h, w // 2, 2 * c])
+        if self.kernel_size == 3 and self.padding == "reflect":
+            x = tf.concat([x[:, 1:2], x, x[:, -2:-1]], axis=1)
+            x = tf.concat([x[:, :, :1], x, x[:, :, -1:]], axis=2)
+        mode = "SAME" if self.padding == "zero" else "VALID"
+        y = tf.nn.conv2d(x, _column_pairs_kernel(self._scaled_kernel()), strides=1, padding=mode)
+        if self.use_bias:
+            y = y + tf.tile(self.bias, [2])
+        return tf.reshape(y, [n, h, w, self.filters])
+
     def get_config(self):
         return {**super().get_config(), "filters": self.filters,
                 "kernel_size": self.kernel_size, "gain": self.gain,
                 "padding": self.padding, "use_bias": self.use_bias,
-                "upsample": self.upsample}
+                "upsample": self.upsample, "column_pairs": self.column_pairs}
 
 
 @keras.saving.register_keras_serializable(package="mel_tf")
@@ -205,21 +258,23 @@ class PixelNorm(keras.layers.Layer):
     """
 
     def __init__(self, eps: float = 1e-8, style: str = "paper", mean_by_conv: bool = False,
-                 **kwargs):
+                 column_pairs: bool = False, **kwargs):
         super().__init__(**kwargs)
         if style not in ("seed", "paper"):
             raise ValueError(f"style must be 'seed' or 'paper', got {style!r}")
+        if column_pairs and not mean_by_conv:
+            raise ValueError("column_pairs=True needs mean_by_conv=True")
         self.eps = float(eps)
         self.style = style
         self.mean_by_conv = bool(mean_by_conv)
+        self.column_pairs = bool(column_pairs)
 
     def call(self, x):
         # The mean of squares is taken in float32 even under bfloat16 compute:
         # it sums many small numbers.
         squares = tf.square(tf.cast(x, tf.float32))
         if self.mean_by_conv and x.shape.rank == 4:
-            c = x.shape[-1]
-            ms = tf.nn.conv2d(squares, tf.fill([1, 1, c, c], 1.0 / c), strides=1, padding="VALID")
+            ms = self._mean_by_conv(squares)
         else:
             ms = tf.reduce_mean(squares, axis=-1, keepdims=True)
         if self.style == "seed":
@@ -228,9 +283,22 @@ class PixelNorm(keras.layers.Layer):
             inv = tf.math.rsqrt(ms + self.eps)
         return x * tf.cast(inv, x.dtype)
 
+    def _mean_by_conv(self, squares):
+        """mean_c(squares) in every channel; with column_pairs, over the column-pair
+        layout (as EqualizedConv2D's) with a block-diagonal matrix."""
+        n, h, w, c = squares.shape
+        if not self.column_pairs:
+            return tf.nn.conv2d(squares, tf.fill([1, 1, c, c], 1.0 / c), strides=1,
+                                padding="VALID")
+        mean = np.kron(np.eye(2), np.full((c, c), 1.0 / c)).astype(np.float32)
+        n = -1 if n is None else n
+        ms = tf.nn.conv2d(tf.reshape(squares, [n, h, w // 2, 2 * c]), mean[None, None],
+                          strides=1, padding="VALID")
+        return tf.reshape(ms, [n, h, w, c])
+
     def get_config(self):
         return {**super().get_config(), "eps": self.eps, "style": self.style,
-                "mean_by_conv": self.mean_by_conv}
+                "mean_by_conv": self.mean_by_conv, "column_pairs": self.column_pairs}
 
 
 @keras.saving.register_keras_serializable(package="mel_tf")

@@ -16,6 +16,8 @@ Discriminator at stage R while fading:
 
 from __future__ import annotations
 
+import dataclasses
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -25,12 +27,26 @@ from mel_tf.layers import (Downsample2x, EqualizedConv2D, EqualizedDense, FadeIn
                            MiniBatchStd, PixelNorm, Upsample2x)
 
 
-# LiteRT's XNNPACK delegate runs MEAN over 4 channels far slower than a 1x1
-# convolution (a pixel norm at 256x256x4: 0.6-1.3 ms against 0.4-0.5 ms in
-# four runs); at 8 channels the two trade places from run to run, and from 16
-# up MEAN is faster (benchmarks/litert_ops_bench.py). The exported generator
-# takes the pixel norm's mean by convolution up to this many channels.
-LITERT_CONV_MEAN_MAX_CHANNELS = 4
+@dataclasses.dataclass(frozen=True)
+class LiteRTLayout:
+    """How the exported generator lays out the ops of a layer with few channels.
+
+    Same function and weights; only the graph differs, for LiteRT's XNNPACK
+    delegate (benchmarks/litert_ops_bench.py):
+    - mean_by_conv: the pixel norm's channel mean as a 1x1 convolution. MEAN
+      over 4 channels at 256x256 took 0.6-1.3 ms against 0.4-0.5 ms in four
+      runs; at 8 channels the two trade places from run to run, from 16 up
+      MEAN is faster.
+    - column_pairs: convolutions and norms over pairs of neighbouring columns
+      (EqualizedConv2D), which fill vector lanes that 4 channels leave empty.
+    Training keeps the plain graph: XLA ran the norm 2x slower by convolution.
+    """
+    mean_by_conv: bool = False
+    column_pairs: bool = False
+
+    @classmethod
+    def for_channels(cls, channels: int) -> "LiteRTLayout":
+        return cls(mean_by_conv=channels <= 4, column_pairs=channels <= 4)
 
 
 # ---- data range: the one place where images change representation -----------
@@ -74,13 +90,16 @@ class ConvActNorm(keras.layers.Layer):
     """conv -> [pixel norm] -> lrelu, or conv -> lrelu -> [pixel norm] (paper order)."""
 
     def __init__(self, filters, kernel_size, cfg: NetworkConfig, pixel_norm: bool,
-                 padding=None, upsample=False, norm_mean_by_conv=False, **kwargs):
+                 padding=None, upsample=False, litert_layout=None, **kwargs):
         super().__init__(dtype=cfg.dtype_policy, **kwargs)
+        layout = litert_layout or LiteRTLayout()
         self.conv = EqualizedConv2D(filters, kernel_size, gain=cfg.conv_gain,
                                     padding=padding or cfg.padding, upsample=upsample,
+                                    column_pairs=layout.column_pairs and not upsample,
                                     dtype=cfg.dtype_policy, name="conv")
         self.norm = (PixelNorm(cfg.pixel_norm_eps, cfg.pixel_norm_style,
-                               mean_by_conv=norm_mean_by_conv, dtype=cfg.dtype_policy)
+                               mean_by_conv=layout.mean_by_conv,
+                               column_pairs=layout.column_pairs, dtype=cfg.dtype_policy)
                      if pixel_norm else None)
         self.norm_first = cfg.pixel_norm_before_activation
         self.slope = cfg.lrelu_slope
@@ -112,9 +131,9 @@ class GeneratorBlock(_ListsInCheckpoints, keras.layers.Layer):
         self.cin = cin
         grows = resolution > MIN_RESOLUTION
         n_convs = 2 if grows else cfg.g_first_block_convs
-        mean_by_conv = for_litert and cout <= LITERT_CONV_MEAN_MAX_CHANNELS
+        layout = LiteRTLayout.for_channels(cout) if for_litert else None
         self.convs = [ConvActNorm(cout, 3, cfg, pixel_norm=True, upsample=grows and i == 0,
-                                  norm_mean_by_conv=mean_by_conv, name=f"conv{i}")
+                                  litert_layout=layout, name=f"conv{i}")
                       for i in range(n_convs)]
 
     def build(self, input_shape=None):
@@ -224,8 +243,11 @@ class Generator(_Progressive):
             self.latent_act_norm = PixelNorm(cfg.pixel_norm_eps, cfg.pixel_norm_style, dtype=dt,
                                              name="latent_act_norm")
         self.blocks = [GeneratorBlock(r, cfg, for_litert) for r in cfg.resolutions]
-        self.to_rgb = [EqualizedConv2D(3, 1, gain=cfg.to_rgb_gain, dtype=dt, name=f"to_rgb_{r}")
-                       for r in cfg.resolutions]
+        self.to_rgb = [EqualizedConv2D(
+            3, 1, gain=cfg.to_rgb_gain, dtype=dt, name=f"to_rgb_{r}",
+            column_pairs=for_litert and LiteRTLayout.for_channels(
+                cfg.g_block_channels(r)[1]).column_pairs)
+            for r in cfg.resolutions]
         for r, block, to_rgb in zip(cfg.resolutions, self.blocks, self.to_rgb):
             block.build()
             to_rgb.build((None, r, r, cfg.g_block_channels(r)[1]))

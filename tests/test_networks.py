@@ -140,7 +140,12 @@ def test_litert_layout_computes_the_same_function(name, resolution, width):
     norms = [conv.norm for block in litert.blocks for conv in block.convs]
     by_conv = [n.mean_by_conv for n in norms]
     assert any(by_conv) and not all(by_conv)
-    assert not any(conv.norm.mean_by_conv for block in g.blocks for conv in block.convs)
+    plain_convs = [conv for block in litert.blocks for conv in block.convs
+                   if not conv.conv.upsample]
+    paired = [conv.conv.column_pairs and conv.norm.column_pairs for conv in plain_convs]
+    assert any(paired) and not all(paired) and any(c.column_pairs for c in litert.to_rgb)
+    assert not any(conv.norm.mean_by_conv or conv.conv.column_pairs
+                   for block in g.blocks for conv in block.convs)
     z = RNG.standard_normal((3, cfg.latent_dim)).astype(np.float32)
     for stage in (resolution // 2, resolution):
         g.set_stage(stage)
