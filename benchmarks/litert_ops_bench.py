@@ -16,6 +16,11 @@ shared machine's drift hits them alike. Cases, at the seed preset's shapes:
   one pixel per side). Without the bias: this path converts the bias to a
   separate ADD, which the exported generator does not have (its converter
   moves the bias into the convolution).
+- conv3x3_4to4, to_rgb_4to3, pixel_norm_conv: the 256x256 block's layers in
+  NHWC and over column pairs (`column_pairs=True`; toRGB gains nothing and
+  is exported in NHWC).
+- xla_pixel_norm_fwd_bwd (TensorFlow, not LiteRT): why training keeps MEAN,
+  a pixel norm's forward and backward pass under XLA at batch 8.
 - generator: the seed preset's 256x256 generator (float output, batch 1) as
   trained (`Generator(cfg)`) and as exported (`Generator(cfg, for_litert=True)`).
 
@@ -80,6 +85,26 @@ def upsample_conv_cases():
         layer.build((None, None, None, 2 * c))
         yield ("upsample_conv", [1, r // 2, r // 2, 2 * c], {
             "phase_slices_concat": phase_slices(layer), "depth_to_space_crop": layer})
+
+
+def column_pairs_cases():
+    """The 256x256 block's 4-channel layers, NHWC and over column pairs."""
+    from mel_tf.layers import EqualizedConv2D, PixelNorm
+
+    def pair(filters, kernel_size, channels):
+        plain = EqualizedConv2D(filters, kernel_size, padding="reflect")
+        paired = EqualizedConv2D(filters, kernel_size, padding="reflect", column_pairs=True)
+        for layer in (plain, paired):
+            layer.build((None, None, None, channels))
+        paired.set_weights(plain.get_weights())
+        return {"nhwc": plain, "column_pairs": paired}
+
+    shape = [1, 256, 256, 4]
+    yield ("conv3x3_4to4", shape, pair(4, 3, 4))
+    yield ("to_rgb_4to3", shape, pair(3, 1, 4))
+    yield ("pixel_norm_conv", shape, {
+        "nhwc": PixelNorm(1e-7, "seed", mean_by_conv=True),
+        "column_pairs": PixelNorm(1e-7, "seed", mean_by_conv=True, column_pairs=True)})
 
 
 def generator_cases():
@@ -148,15 +173,52 @@ def time_variants(case, shape, variants, work, rounds, threads):
     return rows
 
 
+def xla_training_rows(rounds):
+    """Why training keeps MEAN: a pixel norm's forward and backward under XLA, batch 8."""
+    import numpy as np
+    import tensorflow as tf
+
+    from mel_tf.layers import PixelNorm
+    rows = []
+    for r, c in ((256, 4), (128, 8)):
+        x = tf.constant(np.random.default_rng(0).standard_normal((8, r, r, c)), tf.float32)
+        steps = {}
+        for name, norm in (("mean", PixelNorm(1e-7, "seed")),
+                           ("conv1x1", PixelNorm(1e-7, "seed", mean_by_conv=True))):
+            @tf.function(jit_compile=True)
+            def step(x, norm=norm):
+                with tf.GradientTape() as tape:
+                    tape.watch(x)
+                    y = tf.reduce_sum(norm(x) * x)
+                return tape.gradient(y, x)
+            step(x).numpy()
+            steps[name] = (step, [])
+        for _ in range(rounds // 2):
+            for name, (step, ts) in steps.items():
+                start = time.perf_counter()
+                step(x).numpy()
+                ts.append(time.perf_counter() - start)
+        for name, (step, ts) in steps.items():
+            ts.sort()
+            rows.append({"case": "xla_pixel_norm_fwd_bwd", "shape": [8, r, r, c], "variant": name,
+                         "ms_median": round(1e3 * ts[len(ts) // 2], 4),
+                         "ms_p10": round(1e3 * ts[len(ts) // 10], 4)})
+            print(f"xla fwd+bwd    8x{r}x{r}x{c:<6d} {name:20s} {rows[-1]['ms_median']:7.3f} ms",
+                  flush=True)
+    return rows
+
+
 def main(argv):
     del argv
     logging.set_verbosity(logging.ERROR)     # the converter logs twice per model
     load_before = os.getloadavg()
     results = []
     with tempfile.TemporaryDirectory(prefix="litert_ops_bench-") as work:
-        cases = list(pixel_norm_cases()) + list(upsample_conv_cases()) + list(generator_cases())
+        cases = (list(pixel_norm_cases()) + list(upsample_conv_cases())
+                 + list(column_pairs_cases()) + list(generator_cases()))
         for case, shape, variants in cases:
             results += time_variants(case, shape, variants, work, F.rounds, F.threads)
+    results += xla_training_rows(F.rounds)
     emit_json({
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine_info(("tensorflow-cpu", "tensorflow", "ai-edge-litert"), load_before),

@@ -251,10 +251,9 @@ class PixelNorm(keras.layers.Layer):
     `mean_by_conv=True` (NHWC inputs): the channel mean is a 1x1 convolution
     with a constant [C, C] matrix of 1/C, so every channel receives the mean
     and the rest is element-wise without broadcasting. Same values up to the
-    order of summation. It is for the exported graph: a pixel norm over 4
-    channels at 256x256 takes LiteRT's XNNPACK 0.6-1.3 ms with MEAN and
-    0.4-0.5 ms this way (benchmarks/litert_ops_bench.py), while XLA trains
-    2x slower with it.
+    order of summation. It is for the exported graph: over 4 channels at
+    256x256 LiteRT's XNNPACK took 1.7-2.5x as long with MEAN, while XLA's
+    training step prefers MEAN (benchmarks/litert_ops_bench.py).
     """
 
     def __init__(self, eps: float = 1e-8, style: str = "paper", mean_by_conv: bool = False,

@@ -32,14 +32,16 @@ class LiteRTLayout:
     """How the exported generator lays out the ops of a layer with few channels.
 
     Same function and weights; only the graph differs, for LiteRT's XNNPACK
-    delegate (benchmarks/litert_ops_bench.py):
+    delegate (benchmarks/litert_ops_bench.py, one thread):
     - mean_by_conv: the pixel norm's channel mean as a 1x1 convolution. MEAN
-      over 4 channels at 256x256 took 0.6-1.3 ms against 0.4-0.5 ms in four
-      runs; at 8 channels the two trade places from run to run, from 16 up
-      MEAN is faster.
-    - column_pairs: convolutions and norms over pairs of neighbouring columns
-      (EqualizedConv2D), which fill vector lanes that 4 channels leave empty.
-    Training keeps the plain graph: XLA ran the norm 2x slower by convolution.
+      over 4 channels at 256x256 took 1.7-2.5x as long in six runs; at 8
+      channels the two trade places from run to run; from 16 up MEAN is faster.
+    - column_pairs: 3x3 convolutions and norms over pairs of neighbouring
+      columns (EqualizedConv2D), which fill vector lanes that 4 channels leave
+      empty: the 3x3 convolution at 256x256 1.07-1.17x faster in three runs
+      (toRGB gains nothing and stays NHWC).
+    Training keeps the plain graph: under XLA a norm's forward and backward
+    pass took 1.5-1.9x as long with the convolution.
     """
     mean_by_conv: bool = False
     column_pairs: bool = False
@@ -243,11 +245,8 @@ class Generator(_Progressive):
             self.latent_act_norm = PixelNorm(cfg.pixel_norm_eps, cfg.pixel_norm_style, dtype=dt,
                                              name="latent_act_norm")
         self.blocks = [GeneratorBlock(r, cfg, for_litert) for r in cfg.resolutions]
-        self.to_rgb = [EqualizedConv2D(
-            3, 1, gain=cfg.to_rgb_gain, dtype=dt, name=f"to_rgb_{r}",
-            column_pairs=for_litert and LiteRTLayout.for_channels(
-                cfg.g_block_channels(r)[1]).column_pairs)
-            for r in cfg.resolutions]
+        self.to_rgb = [EqualizedConv2D(3, 1, gain=cfg.to_rgb_gain, dtype=dt, name=f"to_rgb_{r}")
+                       for r in cfg.resolutions]
         for r, block, to_rgb in zip(cfg.resolutions, self.blocks, self.to_rgb):
             block.build()
             to_rgb.build((None, r, r, cfg.g_block_channels(r)[1]))
