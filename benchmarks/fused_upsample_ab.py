@@ -21,7 +21,6 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 
 from absl import app, flags
 
@@ -29,7 +28,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from machine import emit_json, machine_info  # noqa: E402
+from machine import emit_json, interleaved, machine_info  # noqa: E402
 
 F = flags.FLAGS
 flags.DEFINE_list("resolutions", ["16", "64", "256"], "Training-step resolutions to compare.")
@@ -59,14 +58,7 @@ def unfuse(model):
             layer.call = unfused_call(layer)
 
 
-def interleaved(fns, rounds, calls=1):
-    times = {k: [] for k in fns}
-    for _ in range(rounds):
-        for k, fn in fns.items():
-            for _ in range(calls):
-                t0 = time.perf_counter()
-                fn()
-                times[k].append(time.perf_counter() - t0)
+def summary(times):
     return {k: {"median_s": statistics.median(v), "min_s": min(v)} for k, v in times.items()}
 
 
@@ -94,7 +86,7 @@ def train_step_ab(resolution, tf):
         for _ in range(3):
             float(step(batch)["d_loss"])
         fns[name] = lambda step=step: float(step(batch)["d_loss"])
-    result = interleaved(fns, F.rounds)
+    result = summary(interleaved(fns, F.rounds))
     return {"resolution": resolution, **result,
             "unfused_over_fused": result["unfused"]["median_s"] / result["fused"]["median_s"]}
 
@@ -131,7 +123,7 @@ def tflite_ab(tf):
             for _ in range(5):
                 interpreter.invoke()
             fns[name] = interpreter.invoke
-        result = interleaved(fns, F.tflite_rounds, calls=5)
+        result = summary(interleaved(fns, F.tflite_rounds, per_round=5))
     return {"format": "tflite_float32", "threads": 1, "resolution": 256,
             **{k: {"median_ms": 1000 * v["median_s"], "min_ms": 1000 * v["min_s"],
                    "bytes": sizes[k]} for k, v in result.items()},

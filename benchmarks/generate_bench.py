@@ -51,6 +51,8 @@ flags.DEFINE_string("work_dir", None, "Keep the run and export here (default: a 
 flags.DEFINE_bool("vs_source", True, "Also time the source's PyTorch generator side by "
                   "side with the float32 .tflite (skipped without torch).")
 flags.DEFINE_integer("pair_rounds", 100, "Alternating bursts of each for vs_source.")
+flags.DEFINE_bool("tune_malloc", True, "vs_source workers keep freed memory mapped (glibc "
+                  "mmap and trim thresholds 256 MiB) instead of faulting it in on every call.")
 flags.DEFINE_string("worker_model", None, "(internal) time this model and print JSON.")
 flags.DEFINE_enum("worker_serve", None, ["tflite", "source"],
                   "(internal) serve bursts of calls of this generator for vs_source.")
@@ -168,8 +170,8 @@ def run_worker(path, threads):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def measure(path, threads, reps, warmup):
-    """Median and minimum milliseconds of a batch-1 call."""
+def generator_call(path, threads):
+    """A no-argument function making one icon (batch 1) with the exported model at `path`."""
     if not path.endswith(".tflite"):
         import tensorflow as tf
         tf.config.threading.set_intra_op_parallelism_threads(threads)
@@ -177,12 +179,18 @@ def measure(path, threads, reps, warmup):
     from mel_tf.generate import latents_for_seed, load_model
     model = load_model(path, num_threads=threads)
     z = latents_for_seed(0, 1, model.latent_dim)
+    return lambda: model(z)
+
+
+def measure(path, threads, reps, warmup):
+    """Median and minimum milliseconds of a batch-1 call."""
+    call = generator_call(path, threads)
     for _ in range(warmup):
-        model(z)
+        call()
     times = []
     for _ in range(reps):
         start = time.perf_counter()
-        model(z)
+        call()
         times.append(time.perf_counter() - start)
     times.sort()
     return {"median_ms": 1000 * times[len(times) // 2], "min_ms": 1000 * times[0]}
@@ -205,10 +213,12 @@ def run_pair_worker(path):
     import numpy as np
     kinds = {"tflite": ("tflite", 1), "source": ("source", 2), "source_1_thread": ("source", 1)}
     # glibc's malloc otherwise maps and unmaps PyTorch's large intermediate
-    # tensors afresh on every call; that page-faulting made the source's
-    # generator 1.7x slower (33-38 against 19-20 ms here), unless something
-    # large had been freed first. LiteRT allocates its arena once.
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=str(1 << 28), MALLOC_TRIM_THRESHOLD_=str(1 << 28))
+    # tensors afresh on every call, and the page faults slow the source's
+    # generator unless something large had been freed first (--notune_malloc
+    # measures it without). LiteRT allocates its arena once.
+    env = dict(os.environ)
+    if FLAGS.tune_malloc:
+        env.update(MALLOC_MMAP_THRESHOLD_=str(1 << 28), MALLOC_TRIM_THRESHOLD_=str(1 << 28))
     workers = {name: subprocess.Popen(
         [sys.executable, os.path.abspath(__file__), f"--worker_serve={kind}",
          f"--worker_model={path}", f"--worker_threads={threads}", f"--warmup={FLAGS.warmup}"],
@@ -230,6 +240,7 @@ def run_pair_worker(path):
     ours, theirs = np.array(times["tflite"]), np.array(times["source"])
     theirs_1 = np.array(times["source_1_thread"])
     return {"tflite_threads": 1, "source_threads": 2, "rounds": FLAGS.pair_rounds,
+            "tune_malloc": FLAGS.tune_malloc,
             "calls_per_burst": PAIR_BURST,
             "tflite_ms": round(1e3 * float(np.median(ours)), 3),
             "source_ms": round(1e3 * float(np.median(theirs)), 3),
@@ -268,12 +279,7 @@ def serve(kind, path, threads, warmup):
         def call():
             source(z, 1.0)
     else:
-        from mel_tf.generate import latents_for_seed, load_model
-        model = load_model(path, num_threads=threads)
-        z = latents_for_seed(0, 1, model.latent_dim)
-
-        def call():
-            model(z)
+        call = generator_call(path, threads)
     for _ in range(warmup):
         call()
     print(PAIR_PREFIX + "[]", flush=True)

@@ -8,7 +8,7 @@ shared machine's drift hits them alike. Cases, at the seed preset's shapes:
 
 - pixel_norm: the channel mean by MEAN (the training graph) against a 1x1
   convolution with a [C, C] matrix of 1/C (`PixelNorm(mean_by_conv=True)`), at
-  every generator resolution; this sets networks.LiteRTLayout.for_channels.
+  every generator resolution; this sets networks.LITERT_NARROW_CHANNELS.
 - upsample_conv: the fused upsample-conv (2x2 convolution over four phases)
   with its outputs laid out as before 2026-11-27 (each phase cut out of the
   convolution's output by a channel slice, then concat and depth_to_space)
@@ -34,7 +34,6 @@ import datetime
 import os
 import sys
 import tempfile
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -43,7 +42,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from absl import app, flags, logging  # noqa: E402
 
-from machine import emit_json, machine_info  # noqa: E402
+from machine import emit_json, interleaved, machine_info  # noqa: E402
 
 F = flags.FLAGS
 flags.DEFINE_integer("rounds", 40, "Interleaved rounds of 5 calls per variant.")
@@ -155,22 +154,8 @@ def time_variants(case, shape, variants, work, rounds, threads):
     for name, y in outputs.items():          # the variants must compute the same thing
         if not np.allclose(y, reference, rtol=1e-4, atol=1e-4):
             raise AssertionError(f"{case} {shape}: {name} differs from the first variant")
-    times = {name: [] for name in variants}
-    for _ in range(rounds):
-        for name, it in interpreters.items():
-            for _ in range(5):
-                start = time.perf_counter()
-                it.invoke()
-                times[name].append(time.perf_counter() - start)
-    rows = []
-    for name, ts in times.items():
-        ts.sort()
-        rows.append({"case": case, "shape": shape, "variant": name,
-                     "ms_median": round(1e3 * ts[len(ts) // 2], 4),
-                     "ms_p10": round(1e3 * ts[len(ts) // 10], 4)})
-        print(f"{case:14s} {'x'.join(map(str, shape)):14s} {name:20s} "
-              f"{rows[-1]['ms_median']:7.3f} ms (p10 {rows[-1]['ms_p10']:.3f})", flush=True)
-    return rows
+    times = interleaved({name: it.invoke for name, it in interpreters.items()}, rounds, 5)
+    return rows_of(case, shape, times)
 
 
 def xla_training_rows(rounds):
@@ -192,19 +177,22 @@ def xla_training_rows(rounds):
                     y = tf.reduce_sum(norm(x) * x)
                 return tape.gradient(y, x)
             step(x).numpy()
-            steps[name] = (step, [])
-        for _ in range(rounds // 2):
-            for name, (step, ts) in steps.items():
-                start = time.perf_counter()
-                step(x).numpy()
-                ts.append(time.perf_counter() - start)
-        for name, (step, ts) in steps.items():
-            ts.sort()
-            rows.append({"case": "xla_pixel_norm_fwd_bwd", "shape": [8, r, r, c], "variant": name,
-                         "ms_median": round(1e3 * ts[len(ts) // 2], 4),
-                         "ms_p10": round(1e3 * ts[len(ts) // 10], 4)})
-            print(f"xla fwd+bwd    8x{r}x{r}x{c:<6d} {name:20s} {rows[-1]['ms_median']:7.3f} ms",
-                  flush=True)
+            steps[name] = lambda step=step: step(x).numpy()
+        rows += rows_of("xla_pixel_norm_fwd_bwd", [8, r, r, c],
+                        interleaved(steps, rounds // 2, 1))
+    return rows
+
+
+def rows_of(case, shape, times):
+    """JSON rows (median and 10th percentile in ms), printed as they are made."""
+    rows = []
+    for name, ts in times.items():
+        ts = sorted(ts)
+        rows.append({"case": case, "shape": shape, "variant": name,
+                     "ms_median": round(1e3 * ts[len(ts) // 2], 4),
+                     "ms_p10": round(1e3 * ts[len(ts) // 10], 4)})
+        print(f"{case:14s} {'x'.join(map(str, shape)):14s} {name:20s} "
+              f"{rows[-1]['ms_median']:7.3f} ms (p10 {rows[-1]['ms_p10']:.3f})", flush=True)
     return rows
 
 

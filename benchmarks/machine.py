@@ -1,9 +1,10 @@
-"""What machine a benchmark ran on, and its JSON output (shared by the benchmarks)."""
+"""What machine a benchmark ran on, interleaved timing, and JSON output (shared by the benchmarks)."""
 
 import importlib.metadata
 import json
 import os
 import platform
+import time
 
 
 def cpu_model() -> str:
@@ -41,3 +42,16 @@ def emit_json(result: dict, out=None):
     if out:
         with open(out, "w") as f:
             f.write(text + "\n")
+
+
+def interleaved(calls, rounds, per_round=1):
+    """{name: [seconds, ...]}: each round times `per_round` calls of each function in
+    turn, so that a shared machine's drift hits all of them alike."""
+    times = {name: [] for name in calls}
+    for _ in range(rounds):
+        for name, call in calls.items():
+            for _ in range(per_round):
+                start = time.perf_counter()
+                call()
+                times[name].append(time.perf_counter() - start)
+    return times

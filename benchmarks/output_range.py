@@ -39,7 +39,6 @@ flags.DEFINE_string("out", None, "Write the JSON here (always printed).")
 
 def saturation(images):
     """Share of pixels with every channel within 0.02 of 0 or 1, and of white ones."""
-    import numpy as np
     saturated = ((images < 0.02) | (images > 0.98)).all(-1)
     return {"saturated_pixels": round(float(saturated.mean()), 4),
             "white": round(float((images > 0.98).all(-1).mean()), 4),
@@ -58,13 +57,9 @@ def main(argv):
     g, cfg = run.generator, run.net_cfg
     if cfg.output_activation != "sigmoid":
         raise app.UsageError("this check is for the seed preset's sigmoid output")
-    k = cfg.resolutions.index(run.resolution)
     z = tf.random.stateless_normal([F.num, cfg.latent_dim], seed=[1, 2])
-    h = g.blocks[0](g._latent_to_map(z))
-    for block in g.blocks[1:k + 1]:
-        h = block(h)
-    to_rgb = g.to_rgb[k]
-    logits = to_rgb(h).numpy()
+    logits = g.pre_activation(z).numpy()
+    to_rgb = g.to_rgb[cfg.resolutions.index(run.resolution)]
     fakes = 1.0 / (1.0 + np.exp(-logits))
     dataset = F.dataset or (None if F.data_dir else "twemoji_faces")
     reals = open_dataset(data_dir=F.data_dir, dataset=dataset,

@@ -44,10 +44,20 @@ def _reflect_pad(x, pad: int):
     return tf.concat(cols, axis=2)
 
 
+def _pad1(x, axis: int, edge: bool):
+    """One row (axis 1) or column (axis 2) on each side, by slices and a concat:
+    the edge repeated (`edge`), or reflected (the edge not repeated)."""
+    def part(start, stop):
+        index = [slice(None)] * 4
+        index[axis] = slice(start, stop)
+        return x[tuple(index)]
+    first, last = (part(0, 1), part(-1, None)) if edge else (part(1, 2), part(-2, -1))
+    return tf.concat([first, x, last], axis=axis)
+
+
 def _edge_pad1(x):
-    """Pads H and W by one row/column that repeats the edge (slices and concats)."""
-    x = tf.concat([x[:, :1], x, x[:, -1:]], axis=1)
-    return tf.concat([x[:, :, :1], x, x[:, :, -1:]], axis=2)
+    """Pads H and W by one row/column that repeats the edge."""
+    return _pad1(_pad1(x, 1, edge=True), 2, edge=True)
 
 
 def _upsample_conv3x3_kernel(w):
@@ -89,6 +99,29 @@ def _column_pairs_kernel(w):
     return tf.reshape(packed, [k, k, 2 * w.shape[2], 2 * w.shape[3]])
 
 
+def _column_pairs_conv2d(x, w, bias=None, reflect: bool = False):
+    """conv2d(x, w) + bias ('SAME', or reflection padding) computed over column pairs.
+
+    x [N, H, W, C] is reshaped (no copy) to [N, H, W/2, 2C], convolved with
+    `_column_pairs_kernel(w)` and reshaped back. Reflection carries over as row
+    reflection plus repeating the packed edge columns: packed column 0 holds
+    pixel column 1, which is what reflection puts left of column 0 (likewise on
+    the right). The bias is added before reshaping back, where the converter
+    folds it into the convolution.
+    """
+    n, h, wd, c = x.shape
+    n = -1 if n is None else n
+    x = tf.reshape(x, [n, h, wd // 2, 2 * c])
+    mode = "SAME"
+    if reflect and w.shape[0] > 1:
+        x = _pad1(_pad1(x, 1, edge=False), 2, edge=True)
+        mode = "VALID"
+    y = tf.nn.conv2d(x, _column_pairs_kernel(w), strides=1, padding=mode)
+    if bias is not None:
+        y = y + tf.tile(bias, [2])
+    return tf.reshape(y, [n, h, wd, w.shape[3]])
+
+
 @keras.saving.register_keras_serializable(package="mel_tf")
 class EqualizedConv2D(keras.layers.Layer):
     """2-D convolution with the equalized learning rate.
@@ -111,11 +144,9 @@ class EqualizedConv2D(keras.layers.Layer):
     exported graph): the layer computes the same convolution over the input
     reshaped to [N, H, W/2, 2C], pairs of neighbouring columns side by side
     in the channels, with a kernel [k, k, 2C, 2F] built from its own, and
-    reshapes back. Twice the multiply-adds, but with 4 channels LiteRT's
-    XNNPACK leaves most of its vector lanes empty, and the pairs fill them.
-    Reflection padding carries over as row reflection plus repeating the
-    packed edge columns (packed column 0 holds pixel column 1, which is what
-    reflection puts left of column 0; likewise on the right).
+    reshapes back (`_column_pairs_conv2d`). Twice the multiply-adds, but with
+    4 channels LiteRT's XNNPACK leaves most of its vector lanes empty, and the
+    pairs fill them.
     """
 
     def __init__(self, filters: int, kernel_size: int, gain: float = math.sqrt(2.0),
@@ -149,7 +180,9 @@ class EqualizedConv2D(keras.layers.Layer):
 
     def call(self, x):
         if self.column_pairs:
-            return self._column_pairs_conv(x)
+            return _column_pairs_conv2d(x, self._scaled_kernel(),
+                                        self.bias if self.use_bias else None,
+                                        reflect=self.padding == "reflect")
         y = self._upsample_conv(x) if self.upsample else self._conv(x)
         if self.use_bias:
             y = y + self.bias
@@ -190,20 +223,6 @@ class EqualizedConv2D(keras.layers.Layer):
         # (One crop after depth_to_space: cutting each phase out of y first took
         # LiteRT over twice as long at 256x256; benchmarks/litert_ops_bench.py.)
         return tf.nn.depth_to_space(y, 2)[:, 1:-1, 1:-1]
-
-    def _column_pairs_conv(self, x):
-        """The convolution over column pairs (bias included), reshaped back to NHWC."""
-        n, h, w, c = x.shape
-        n = -1 if n is None else n
-        x = tf.reshape(x, [n, h, w // 2, 2 * c])
-        if self.kernel_size == 3 and self.padding == "reflect":
-            x = tf.concat([x[:, 1:2], x, x[:, -2:-1]], axis=1)
-            x = tf.concat([x[:, :, :1], x, x[:, :, -1:]], axis=2)
-        mode = "SAME" if self.padding == "zero" else "VALID"
-        y = tf.nn.conv2d(x, _column_pairs_kernel(self._scaled_kernel()), strides=1, padding=mode)
-        if self.use_bias:
-            y = y + tf.tile(self.bias, [2])
-        return tf.reshape(y, [n, h, w, self.filters])
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters,
@@ -250,8 +269,9 @@ class PixelNorm(keras.layers.Layer):
 
     `mean_by_conv=True` (NHWC inputs): the channel mean is a 1x1 convolution
     with a constant [C, C] matrix of 1/C, so every channel receives the mean
-    and the rest is element-wise without broadcasting. Same values up to the
-    order of summation. It is for the exported graph: over 4 channels at
+    and the rest is element-wise without broadcasting (with `column_pairs`,
+    over EqualizedConv2D's column-pair layout). Same values up to the order
+    of summation. It is for the exported graph: over 4 channels at
     256x256 LiteRT's XNNPACK took 1.7-2.5x as long with MEAN, while XLA's
     training step prefers MEAN (benchmarks/litert_ops_bench.py).
     """
@@ -273,7 +293,10 @@ class PixelNorm(keras.layers.Layer):
         # it sums many small numbers.
         squares = tf.square(tf.cast(x, tf.float32))
         if self.mean_by_conv and x.shape.rank == 4:
-            ms = self._mean_by_conv(squares)
+            c = x.shape[-1]
+            mean = tf.fill([1, 1, c, c], 1.0 / c)
+            ms = (_column_pairs_conv2d(squares, mean) if self.column_pairs
+                  else tf.nn.conv2d(squares, mean, strides=1, padding="VALID"))
         else:
             ms = tf.reduce_mean(squares, axis=-1, keepdims=True)
         if self.style == "seed":
@@ -281,19 +304,6 @@ class PixelNorm(keras.layers.Layer):
         else:
             inv = tf.math.rsqrt(ms + self.eps)
         return x * tf.cast(inv, x.dtype)
-
-    def _mean_by_conv(self, squares):
-        """mean_c(squares) in every channel; with column_pairs, over the column-pair
-        layout (as EqualizedConv2D's) with a block-diagonal matrix."""
-        n, h, w, c = squares.shape
-        if not self.column_pairs:
-            return tf.nn.conv2d(squares, tf.fill([1, 1, c, c], 1.0 / c), strides=1,
-                                padding="VALID")
-        mean = np.kron(np.eye(2), np.full((c, c), 1.0 / c)).astype(np.float32)
-        n = -1 if n is None else n
-        ms = tf.nn.conv2d(tf.reshape(squares, [n, h, w // 2, 2 * c]), mean[None, None],
-                          strides=1, padding="VALID")
-        return tf.reshape(ms, [n, h, w, c])
 
     def get_config(self):
         return {**super().get_config(), "eps": self.eps, "style": self.style,

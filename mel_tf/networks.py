@@ -16,8 +16,6 @@ Discriminator at stage R while fading:
 
 from __future__ import annotations
 
-import dataclasses
-
 import keras
 import numpy as np
 import tensorflow as tf
@@ -27,28 +25,18 @@ from mel_tf.layers import (Downsample2x, EqualizedConv2D, EqualizedDense, FadeIn
                            MiniBatchStd, PixelNorm, Upsample2x)
 
 
-@dataclasses.dataclass(frozen=True)
-class LiteRTLayout:
-    """How the exported generator lays out the ops of a layer with few channels.
-
-    Same function and weights; only the graph differs, for LiteRT's XNNPACK
-    delegate (benchmarks/litert_ops_bench.py, one thread):
-    - mean_by_conv: the pixel norm's channel mean as a 1x1 convolution. MEAN
-      over 4 channels at 256x256 took 1.7-2.5x as long in six runs; at 8
-      channels the two trade places from run to run; from 16 up MEAN is faster.
-    - column_pairs: 3x3 convolutions and norms over pairs of neighbouring
-      columns (EqualizedConv2D), which fill vector lanes that 4 channels leave
-      empty: the 3x3 convolution at 256x256 1.07-1.17x faster in three runs
-      (toRGB gains nothing and stays NHWC).
-    Training keeps the plain graph: under XLA a norm's forward and backward
-    pass took 1.5-1.9x as long with the convolution.
-    """
-    mean_by_conv: bool = False
-    column_pairs: bool = False
-
-    @classmethod
-    def for_channels(cls, channels: int) -> "LiteRTLayout":
-        return cls(mean_by_conv=channels <= 4, column_pairs=channels <= 4)
+# The exported generator (Generator(for_litert=True)) computes the same function
+# with the same weights, but lays out layers of this many channels or fewer for
+# LiteRT's XNNPACK delegate (benchmarks/litert_ops_bench.py, one thread):
+# - the pixel norm's channel mean as a 1x1 convolution (PixelNorm mean_by_conv):
+#   MEAN over 4 channels at 256x256 took 1.7-2.5x as long in six runs; at 8
+#   channels the two trade places from run to run; from 16 up MEAN is faster;
+# - 3x3 convolutions and norms over pairs of neighbouring columns (column_pairs),
+#   which fill vector lanes that 4 channels leave empty: the 3x3 convolution at
+#   256x256 1.07-1.17x faster in three runs (toRGB gains nothing, stays NHWC).
+# Training keeps the plain graph: under XLA a norm's forward and backward pass
+# took 1.5-1.9x as long with the convolution.
+LITERT_NARROW_CHANNELS = 4
 
 
 # ---- data range: the one place where images change representation -----------
@@ -92,16 +80,16 @@ class ConvActNorm(keras.layers.Layer):
     """conv -> [pixel norm] -> lrelu, or conv -> lrelu -> [pixel norm] (paper order)."""
 
     def __init__(self, filters, kernel_size, cfg: NetworkConfig, pixel_norm: bool,
-                 padding=None, upsample=False, litert_layout=None, **kwargs):
+                 padding=None, upsample=False, litert_narrow=False, **kwargs):
+        """`litert_narrow`: the LiteRT layout for few channels (LITERT_NARROW_CHANNELS)."""
         super().__init__(dtype=cfg.dtype_policy, **kwargs)
-        layout = litert_layout or LiteRTLayout()
         self.conv = EqualizedConv2D(filters, kernel_size, gain=cfg.conv_gain,
                                     padding=padding or cfg.padding, upsample=upsample,
-                                    column_pairs=layout.column_pairs and not upsample,
+                                    column_pairs=litert_narrow and not upsample,
                                     dtype=cfg.dtype_policy, name="conv")
         self.norm = (PixelNorm(cfg.pixel_norm_eps, cfg.pixel_norm_style,
-                               mean_by_conv=layout.mean_by_conv,
-                               column_pairs=layout.column_pairs, dtype=cfg.dtype_policy)
+                               mean_by_conv=litert_narrow, column_pairs=litert_narrow,
+                               dtype=cfg.dtype_policy)
                      if pixel_norm else None)
         self.norm_first = cfg.pixel_norm_before_activation
         self.slope = cfg.lrelu_slope
@@ -133,9 +121,9 @@ class GeneratorBlock(_ListsInCheckpoints, keras.layers.Layer):
         self.cin = cin
         grows = resolution > MIN_RESOLUTION
         n_convs = 2 if grows else cfg.g_first_block_convs
-        layout = LiteRTLayout.for_channels(cout) if for_litert else None
+        narrow = for_litert and cout <= LITERT_NARROW_CHANNELS
         self.convs = [ConvActNorm(cout, 3, cfg, pixel_norm=True, upsample=grows and i == 0,
-                                  litert_layout=layout, name=f"conv{i}")
+                                  litert_narrow=narrow, name=f"conv{i}")
                       for i in range(n_convs)]
 
     def build(self, input_shape=None):
@@ -262,6 +250,14 @@ class Generator(_Progressive):
         return self.latent_act_norm(tf.nn.leaky_relu(x, cfg.lrelu_slope))
 
     def call(self, z):
+        rgb = self.pre_activation(z)
+        if self.cfg.output_activation == "sigmoid":
+            rgb = tf.sigmoid(rgb)
+        return rgb
+
+    def pre_activation(self, z):
+        """The output before the output activation (float32): the sigmoid's logits
+        in the seed preset, the images themselves in the paper preset."""
         k = self._index(self.stage_resolution)
         h = self.blocks[0](self._latent_to_map(z))
         for block in self.blocks[1:k]:
@@ -272,10 +268,7 @@ class Generator(_Progressive):
             rgb = self.to_rgb[k](self.blocks[k](h))
             if self.fading:
                 rgb = self.fade([self.upsample(self.to_rgb[k - 1](h)), rgb])
-        rgb = tf.cast(rgb, tf.float32)
-        if self.cfg.output_activation == "sigmoid":
-            rgb = tf.sigmoid(rgb)
-        return rgb
+        return tf.cast(rgb, tf.float32)
 
 
 class Discriminator(_Progressive):

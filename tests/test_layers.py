@@ -185,8 +185,9 @@ def test_upsample_and_downsample_match_numpy():
 @pytest.mark.parametrize("layer", [
     EqualizedConv2D(5, 3, gain=2.0, padding="reflect"),
     EqualizedConv2D(5, 3, padding="zero", upsample=True), EqualizedConv2D(5, 1, column_pairs=True),
-    EqualizedDense(4, gain=0.5),
-    PixelNorm(1e-7, "seed"), PixelNorm(mean_by_conv=True, column_pairs=True), MiniBatchStd(4, True, 0.0), FadeIn(0.3), Upsample2x(), Downsample2x()])
+    EqualizedDense(4, gain=0.5), PixelNorm(1e-7, "seed"),
+    PixelNorm(mean_by_conv=True, column_pairs=True), MiniBatchStd(4, True, 0.0), FadeIn(0.3),
+    Upsample2x(), Downsample2x()])
 def test_layers_round_trip_through_get_config(layer):
     clone = type(layer).from_config(layer.get_config())
     assert clone.get_config() == layer.get_config()

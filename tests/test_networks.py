@@ -129,8 +129,8 @@ def test_fade_at_one_ignores_the_old_path():
 
 @pytest.mark.parametrize("name,resolution,width", [("seed", 32, 1 / 8), ("paper", 128, 1 / 32)])
 def test_litert_layout_computes_the_same_function(name, resolution, width):
-    # These widths give 8 or fewer channels in the top blocks (mean by convolution
-    # there) and more below (MEAN), so both kinds of pixel norm are exercised.
+    # These widths give 4 or fewer channels in the top blocks (the LiteRT layout
+    # there) and more below (the plain one), so both are exercised.
     cfg = preset(name, resolution, width=width)
     g = Generator(cfg)
     litert = Generator(cfg, for_litert=True)
