@@ -13,6 +13,8 @@ import math
 from typing import Optional, Tuple
 
 PRESETS = ("seed", "paper")
+# layers.PARAMETERIZATIONS, stated here too so that reading a config needs no Keras.
+WEIGHT_PARAMETERIZATIONS = ("equalized", "he_input_scale", "plain")
 MIN_RESOLUTION = 4
 MAX_RESOLUTION = 1024
 
@@ -62,6 +64,14 @@ class NetworkConfig:
     data_range: Tuple[float, float] = (0.0, 1.0)
     conv_gain: float = math.sqrt(2.0)
     to_rgb_gain: float = 1.0
+    # How weights are parameterized and initialised (layers.PARAMETERIZATIONS):
+    # the 3x3 and 4x4 convolutions, and the 1x1 ones (toRGB, fromRGB, D's score).
+    # Seed: the source's He-initialised weights behind an input scale, and
+    # PyTorch's default 1x1 convolutions; paper: the equalized learning rate.
+    conv_weights: str = "he_input_scale"
+    rgb_weights: str = "plain"
+    # lrelu after fromRGB: the paper has it, the source does not.
+    from_rgb_activation: bool = False
     latent_dense_gain: float = math.sqrt(2.0) / 4.0
     lrelu_slope: float = 0.2
     # Keras dtype policy name for every layer: "float32" or "mixed_bfloat16" /
@@ -78,6 +88,10 @@ class NetworkConfig:
             raise ValueError(f"padding must be 'reflect' or 'zero', got {self.padding!r}")
         if self.mbstd_group_size < 0 or self.mbstd_group_size == 1 and self.mbstd_unbiased:
             raise ValueError(f"invalid mbstd_group_size {self.mbstd_group_size}")
+        for name in ("conv_weights", "rgb_weights"):
+            if getattr(self, name) not in WEIGHT_PARAMETERIZATIONS:
+                raise ValueError(f"{name} must be one of {WEIGHT_PARAMETERIZATIONS}, "
+                                 f"got {getattr(self, name)!r}")
 
     # ---- channel tables -------------------------------------------------
     def _scaled(self, channels: float) -> int:
@@ -146,9 +160,15 @@ class NetworkConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "NetworkConfig":
-        d = dict(d)
+        # A config.json without the parameterization keys describes a generator
+        # that was equalized everywhere; it loads (and exports) as it was trained.
+        d = {**_UNPARAMETERIZED, **d}
         d["data_range"] = tuple(d["data_range"])
         return cls(**d)
+
+
+_UNPARAMETERIZED = {"conv_weights": "equalized", "rgb_weights": "equalized",
+                    "from_rgb_activation": True}
 
 
 def preset(name: str, resolution: int = 256, width: float = 1.0,
@@ -165,6 +185,7 @@ def preset(name: str, resolution: int = 256, width: float = 1.0,
             pixel_norm_before_activation=False,
             mbstd_group_size=4, mbstd_unbiased=False, mbstd_eps=1e-8,
             output_activation="linear", data_range=(-1.0, 1.0),
+            conv_weights="equalized", rgb_weights="equalized", from_rgb_activation=True,
             dtype_policy=dtype_policy)
     else:
         raise ValueError(f"preset must be one of {PRESETS}, got {name!r}")

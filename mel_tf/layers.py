@@ -18,6 +18,84 @@ def equalized_scale(fan_in: int, gain: float) -> float:
     return gain / math.sqrt(fan_in)
 
 
+# How a layer's weights are parameterized: what is stored and trained, and
+# what multiplies it at run time. Under Adam every weight moves by about the
+# learning rate per step whatever its size, and pixel norm makes a layer's
+# output independent of its weights' scale, so this choice sets how fast each
+# layer learns.
+#   "equalized"       Karras et al.: weights N(0, 1), multiplied at run time by
+#                     gain / sqrt(k * k * C_in); biases 0.
+#   "he_input_scale"  the source's Conv2d (module/base_module.py of
+#                     zassou65535/image_generator_2): the input is multiplied by
+#                     gain / sqrt(C_in) (its EqualizeLearningRate, gain^2 = 2),
+#                     and the weights are He-normal, std gain / sqrt(k * k * C_in)
+#                     (kaiming_normal_); biases keep PyTorch's default
+#                     U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+#   "plain"           a PyTorch nn.Conv2d as constructed: no scale, weights and
+#                     biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (kaiming_uniform_
+#                     with a = sqrt(5)).
+# Scaling the input or the kernel by the same constant gives the same output and
+# the same weight gradients; the kernel is the smaller tensor, so it is scaled.
+PARAMETERIZATIONS = ("equalized", "he_input_scale", "plain")
+
+
+def runtime_scale(parameterization: str, kernel_size: int, in_channels: int,
+                  gain: float) -> float:
+    """The constant that multiplies the stored kernel at run time."""
+    if parameterization == "equalized":
+        return equalized_scale(kernel_size * kernel_size * in_channels, gain)
+    if parameterization == "he_input_scale":
+        return gain / math.sqrt(in_channels)
+    if parameterization == "plain":
+        return 1.0
+    raise ValueError(f"parameterization must be one of {PARAMETERIZATIONS}, "
+                     f"got {parameterization!r}")
+
+
+def initial_weights(parameterization: str, kernel_shape, fan_in: int, gain: float,
+                    rng: np.random.Generator):
+    """(kernel, bias) initial values, float32, drawn from `rng` (see PARAMETERIZATIONS)."""
+    bias_shape = kernel_shape[-1:]
+    bound = 1.0 / math.sqrt(fan_in)
+    if parameterization == "equalized":
+        kernel = rng.standard_normal(kernel_shape)
+        bias = np.zeros(bias_shape)
+    elif parameterization == "he_input_scale":
+        kernel = rng.standard_normal(kernel_shape) * (gain / math.sqrt(fan_in))
+        bias = rng.uniform(-bound, bound, bias_shape)
+    elif parameterization == "plain":
+        kernel = rng.uniform(-bound, bound, kernel_shape)
+        bias = rng.uniform(-bound, bound, bias_shape)
+    else:
+        raise ValueError(f"parameterization must be one of {PARAMETERIZATIONS}, "
+                         f"got {parameterization!r}")
+    return kernel.astype(np.float32), bias.astype(np.float32)
+
+
+def keras_initializers(parameterization: str, fan_in: int, gain: float):
+    """(kernel, bias) Keras initializers with the distributions of `initial_weights`."""
+    uniform = keras.initializers.RandomUniform(-1.0 / math.sqrt(fan_in), 1.0 / math.sqrt(fan_in))
+    if parameterization == "equalized":
+        return keras.initializers.RandomNormal(0.0, 1.0), keras.initializers.Zeros()
+    if parameterization == "he_input_scale":
+        return keras.initializers.RandomNormal(0.0, gain / math.sqrt(fan_in)), uniform
+    return uniform, uniform
+
+
+class _Parameterized:
+    """Redraws a kernel (and bias) by the layer's parameterization."""
+
+    def reinitialize(self, rng: np.random.Generator):
+        """Redraws the weights from `rng`, so a run's initial weights follow from its
+        seed (Keras draws them from an unseeded global generator)."""
+        fan_in = int(np.prod(self.kernel.shape[:-1]))
+        kernel, bias = initial_weights(self.parameterization, tuple(self.kernel.shape),
+                                       fan_in, self.gain, rng)
+        self.kernel.assign(kernel)
+        if self.use_bias:
+            self.bias.assign(bias)
+
+
 def _safe_sqrt(x):
     """sqrt(x) whose gradient stays finite at x = 0.
 
@@ -123,11 +201,13 @@ def _column_pairs_conv2d(x, w, bias=None, reflect: bool = False):
 
 
 @keras.saving.register_keras_serializable(package="mel_tf")
-class EqualizedConv2D(keras.layers.Layer):
-    """2-D convolution with the equalized learning rate.
+class EqualizedConv2D(_Parameterized, keras.layers.Layer):
+    """2-D convolution with a runtime weight scale (the equalized learning rate).
 
-    Weights are drawn from N(0, 1) and multiplied at run time by
-    gain / sqrt(k * k * C_in), so that Adam sees every layer at the same scale.
+    `parameterization` (PARAMETERIZATIONS): "equalized" (the paper's default:
+    N(0, 1) weights multiplied at run time by gain / sqrt(k * k * C_in), so
+    that Adam sees every layer at the same scale), "he_input_scale" (the
+    source's convolutions) or "plain" (the source's 1x1 convolutions).
     `padding` is "reflect" (the source), "zero" (the paper, 'SAME') or
     "valid" (D's 4x4 -> 1x1 convolution).
 
@@ -151,8 +231,9 @@ class EqualizedConv2D(keras.layers.Layer):
 
     def __init__(self, filters: int, kernel_size: int, gain: float = math.sqrt(2.0),
                  padding: str = "zero", use_bias: bool = True, upsample: bool = False,
-                 column_pairs: bool = False, **kwargs):
+                 column_pairs: bool = False, parameterization: str = "equalized", **kwargs):
         super().__init__(**kwargs)
+        runtime_scale(parameterization, 1, 1, 1.0)      # refuses an unknown name
         if padding not in ("reflect", "zero", "valid"):
             raise ValueError(f"padding must be reflect, zero or valid, got {padding!r}")
         if upsample and (kernel_size != 3 or padding == "valid"):
@@ -168,15 +249,18 @@ class EqualizedConv2D(keras.layers.Layer):
         self.use_bias = use_bias
         self.upsample = bool(upsample)
         self.column_pairs = bool(column_pairs)
+        self.parameterization = parameterization
 
     def build(self, input_shape):
         in_channels = int(input_shape[-1])
-        self.scale = equalized_scale(self.kernel_size * self.kernel_size * in_channels, self.gain)
-        self.kernel = self.add_weight(
-            name="kernel", shape=(self.kernel_size, self.kernel_size, in_channels, self.filters),
-            initializer=keras.initializers.RandomNormal(0.0, 1.0))
+        k = self.kernel_size
+        self.scale = runtime_scale(self.parameterization, k, in_channels, self.gain)
+        kernel_init, bias_init = keras_initializers(self.parameterization, k * k * in_channels,
+                                                    self.gain)
+        self.kernel = self.add_weight(name="kernel", shape=(k, k, in_channels, self.filters),
+                                      initializer=kernel_init)
         if self.use_bias:
-            self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer="zeros")
+            self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer=bias_init)
 
     def call(self, x):
         if self.column_pairs:
@@ -228,11 +312,12 @@ class EqualizedConv2D(keras.layers.Layer):
         return {**super().get_config(), "filters": self.filters,
                 "kernel_size": self.kernel_size, "gain": self.gain,
                 "padding": self.padding, "use_bias": self.use_bias,
-                "upsample": self.upsample, "column_pairs": self.column_pairs}
+                "upsample": self.upsample, "column_pairs": self.column_pairs,
+                "parameterization": self.parameterization}
 
 
 @keras.saving.register_keras_serializable(package="mel_tf")
-class EqualizedDense(keras.layers.Layer):
+class EqualizedDense(_Parameterized, keras.layers.Layer):
     """Dense layer with the equalized learning rate (scale gain / sqrt(fan_in))."""
 
     def __init__(self, units: int, gain: float = math.sqrt(2.0), use_bias: bool = True, **kwargs):
@@ -240,14 +325,16 @@ class EqualizedDense(keras.layers.Layer):
         self.units = int(units)
         self.gain = float(gain)
         self.use_bias = use_bias
+        self.parameterization = "equalized"
 
     def build(self, input_shape):
         fan_in = int(input_shape[-1])
         self.scale = equalized_scale(fan_in, self.gain)
+        kernel_init, bias_init = keras_initializers(self.parameterization, fan_in, self.gain)
         self.kernel = self.add_weight(name="kernel", shape=(fan_in, self.units),
-                                      initializer=keras.initializers.RandomNormal(0.0, 1.0))
+                                      initializer=kernel_init)
         if self.use_bias:
-            self.bias = self.add_weight(name="bias", shape=(self.units,), initializer="zeros")
+            self.bias = self.add_weight(name="bias", shape=(self.units,), initializer=bias_init)
 
     def call(self, x):
         y = tf.matmul(x, self.kernel * tf.cast(self.scale, self.kernel.dtype))

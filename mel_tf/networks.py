@@ -77,22 +77,25 @@ class _ListsInCheckpoints:
 
 
 class ConvActNorm(keras.layers.Layer):
-    """conv -> [pixel norm] -> lrelu, or conv -> lrelu -> [pixel norm] (paper order)."""
+    """conv -> [pixel norm] -> [lrelu], or conv -> [lrelu] -> [pixel norm] (paper order)."""
 
     def __init__(self, filters, kernel_size, cfg: NetworkConfig, pixel_norm: bool,
-                 padding=None, upsample=False, litert_narrow=False, **kwargs):
-        """`litert_narrow`: the LiteRT layout for few channels (LITERT_NARROW_CHANNELS)."""
+                 padding=None, upsample=False, litert_narrow=False, activate=True,
+                 parameterization=None, **kwargs):
+        """`litert_narrow`: the LiteRT layout for few channels (LITERT_NARROW_CHANNELS).
+        `parameterization`: of the convolution (default: cfg.conv_weights)."""
         super().__init__(dtype=cfg.dtype_policy, **kwargs)
         self.conv = EqualizedConv2D(filters, kernel_size, gain=cfg.conv_gain,
                                     padding=padding or cfg.padding, upsample=upsample,
                                     column_pairs=litert_narrow and not upsample,
+                                    parameterization=parameterization or cfg.conv_weights,
                                     dtype=cfg.dtype_policy, name="conv")
         self.norm = (PixelNorm(cfg.pixel_norm_eps, cfg.pixel_norm_style,
                                mean_by_conv=litert_narrow, column_pairs=litert_narrow,
                                dtype=cfg.dtype_policy)
                      if pixel_norm else None)
         self.norm_first = cfg.pixel_norm_before_activation
-        self.slope = cfg.lrelu_slope
+        self.slope = cfg.lrelu_slope if activate else None
 
     def build(self, input_shape):
         self.conv.build(input_shape)
@@ -101,7 +104,8 @@ class ConvActNorm(keras.layers.Layer):
         x = self.conv(x)
         if self.norm is not None and self.norm_first:
             x = self.norm(x)
-        x = tf.nn.leaky_relu(x, self.slope)
+        if self.slope is not None:
+            x = tf.nn.leaky_relu(x, self.slope)
         if self.norm is not None and not self.norm_first:
             x = self.norm(x)
         return x
@@ -157,7 +161,11 @@ class DiscriminatorBlock(keras.layers.Layer):
 
 
 class DiscriminatorHead(keras.layers.Layer):
-    """MiniBatchStd -> conv3x3 -> act -> conv4x4 valid (to 1x1) -> act -> 1x1 to a score."""
+    """MiniBatchStd -> conv3x3 -> act -> conv4x4 valid (to 1x1) -> act -> 1x1 to a score.
+
+    Pixel norm (where the preset has it in D) follows both convolutions: the
+    source's 4x4 convolution is its Conv2d module, which ends in pixel norm.
+    """
 
     def __init__(self, cfg: NetworkConfig, **kwargs):
         super().__init__(dtype=cfg.dtype_policy, name="d_head", **kwargs)
@@ -165,9 +173,10 @@ class DiscriminatorHead(keras.layers.Layer):
         self.mbstd = MiniBatchStd(cfg.mbstd_group_size, cfg.mbstd_unbiased, cfg.mbstd_eps,
                                   dtype=cfg.dtype_policy)
         self.conv0 = ConvActNorm(c1, 3, cfg, pixel_norm=cfg.pixel_norm_in_d, name="conv0")
-        # Not a 3x3 conv, so no pixel norm after it in either preset.
-        self.conv1 = ConvActNorm(c2, 4, cfg, pixel_norm=False, padding="valid", name="conv1")
-        self.out = EqualizedConv2D(1, 1, gain=1.0, dtype=cfg.dtype_policy, name="score")
+        self.conv1 = ConvActNorm(c2, 4, cfg, pixel_norm=cfg.pixel_norm_in_d, padding="valid",
+                                 name="conv1")
+        self.out = EqualizedConv2D(1, 1, gain=1.0, parameterization=cfg.rgb_weights,
+                                   dtype=cfg.dtype_policy, name="score")
 
     def build(self, input_shape=None):
         self.conv0.build((None, 4, 4, self.cin + 1))
@@ -233,7 +242,8 @@ class Generator(_Progressive):
             self.latent_act_norm = PixelNorm(cfg.pixel_norm_eps, cfg.pixel_norm_style, dtype=dt,
                                              name="latent_act_norm")
         self.blocks = [GeneratorBlock(r, cfg, for_litert) for r in cfg.resolutions]
-        self.to_rgb = [EqualizedConv2D(3, 1, gain=cfg.to_rgb_gain, dtype=dt, name=f"to_rgb_{r}")
+        self.to_rgb = [EqualizedConv2D(3, 1, gain=cfg.to_rgb_gain, dtype=dt,
+                                       parameterization=cfg.rgb_weights, name=f"to_rgb_{r}")
                        for r in cfg.resolutions]
         for r, block, to_rgb in zip(cfg.resolutions, self.blocks, self.to_rgb):
             block.build()
@@ -279,7 +289,9 @@ class Discriminator(_Progressive):
         super().__init__(cfg, name=name)
         dt = cfg.dtype_policy
         self.from_rgb = [ConvActNorm(cfg.d_from_rgb_channels(r), 1, cfg, pixel_norm=False,
-                                     name=f"from_rgb_{r}") for r in cfg.resolutions]
+                                     activate=cfg.from_rgb_activation,
+                                     parameterization=cfg.rgb_weights, name=f"from_rgb_{r}")
+                         for r in cfg.resolutions]
         # blocks[i] is the block at resolutions[i]; there is none at 4x4 (the head).
         self.blocks = [None] + [DiscriminatorBlock(r, cfg) for r in cfg.resolutions[1:]]
         self.head = DiscriminatorHead(cfg)
@@ -306,19 +318,31 @@ class Discriminator(_Progressive):
         return self.head(x, num_sets=num_sets)
 
 
+def weight_layers(network) -> list:
+    """The layers that hold the network's weights (EqualizedConv2D / EqualizedDense)."""
+    if isinstance(network, Generator):
+        layers = [getattr(network, "latent_dense", None)]
+        layers += [c.conv for block in network.blocks for c in block.convs] + network.to_rgb
+    else:
+        layers = [f.conv for f in network.from_rgb]
+        layers += [c.conv for block in network.blocks[1:] for c in (block.conv0, block.conv1)]
+        head = network.head
+        layers += [head.conv0.conv, head.conv1.conv, head.out]
+    return [layer for layer in layers if layer is not None]
+
+
 def initialize(network: keras.Model, seed: int):
-    """Redraws every weight from its initializer with a given seed: kernels
-    N(0, 1) (the equalized learning rate scales them at run time), biases 0.
+    """Redraws every weight with a given seed, each layer by its parameterization
+    (layers.PARAMETERIZATIONS), in the order of the network's variables.
 
     Keras draws initial weights from an unseeded global generator; a run needs
     its initial weights to follow from its seed alone.
     """
     rng = np.random.default_rng([seed, 0x6d656c])
+    owner = {id(layer.kernel): layer for layer in weight_layers(network)}
     for var in network.trainable_variables:
-        if var.path.endswith("kernel"):
-            var.assign(rng.standard_normal(var.shape).astype(np.float32))
-        else:
-            var.assign(np.zeros(var.shape, np.float32))
+        if id(var) in owner:
+            owner[id(var)].reinitialize(rng)
 
 
 def build_networks(cfg: NetworkConfig):
