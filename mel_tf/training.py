@@ -29,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from mel_tf import augment as augment_lib
-from mel_tf import losses
+from mel_tf import losses, optimizers
 from mel_tf.config import NetworkConfig, TrainConfig
 from mel_tf.layers import Downsample2x, Upsample2x
 from mel_tf.networks import (Generator, build_networks, initialize, network_to_uint8,
@@ -54,7 +54,7 @@ class ProGAN(keras.Model):
             ema_var.assign(var)
 
         def adam():
-            return keras.optimizers.Adam(
+            return optimizers.Adam(
                 learning_rate=train_cfg.learning_rate, beta_1=train_cfg.adam_beta1,
                 beta_2=train_cfg.adam_beta2, epsilon=train_cfg.adam_epsilon)
         self.g_optimizer, self.d_optimizer = adam(), adam()
