@@ -1,0 +1,96 @@
+"""Driving the source's own code: zassou65535/image_generator_2 (PyTorch).
+
+Imports the source's networks and gradient penalty from a clone and runs the
+loop body of its PGGAN_train.py: used by source_parity.py and source_study.py.
+Nothing of the source is copied here.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import sys
+import types
+
+EPS_RES = 1e-7          # the source's `eps` in res -> (layer, alpha)
+
+
+# ---- the source ------------------------------------------------------------------
+
+def import_source(path):
+    """The source's Generator, Discriminator and gradient_penalty.
+
+    Its importer pulls in torchvision, matplotlib and tqdm for data loading and
+    plots; none is used by the networks or the penalty, so they are stubbed.
+    """
+    for name in ("torchvision", "matplotlib", "matplotlib.pyplot", "tqdm"):
+        if name not in sys.modules:
+            stub = types.ModuleType(name)
+            stub.models = stub.transforms = stub.pyplot = None
+            stub.use = lambda *a, **k: None
+            stub.tqdm = None
+            sys.modules[name] = stub
+    sys.path.insert(0, os.path.abspath(path))
+    from module.discriminator import Discriminator
+    from module.generator import Generator
+    from PGGAN_train import gradient_penalty
+    return Generator, Discriminator, gradient_penalty
+
+
+def stage_of(res):
+    """The source's (layer index, alpha) for progress `res` (generator.py, discriminator.py)."""
+    layer = max(int(res - EPS_RES), 0)
+    return layer, (res - int(res - EPS_RES) if layer else 1.0)
+
+
+class SourceRun:
+    """The source's networks, optimizers and the loop body of PGGAN_train.py."""
+
+    def __init__(self, torch, modules, dtype, init_seed):
+        Generator, Discriminator, self._gradient_penalty = modules
+        self.torch = torch
+        torch.manual_seed(init_seed)
+        self.netG, self.netD = Generator(), Discriminator()
+        self.netG.to(dtype)
+        self.netD.to(dtype)
+        # The source builds its average generator separately; the EMA decay at
+        # iteration 0 is 0, so after the first step it equals netG either way.
+        self.netG_mavg = copy.deepcopy(self.netG)
+        self.optG = torch.optim.Adam(self.netG.parameters(), lr=0.0005, betas=(0.0, 0.99))
+        self.optD = torch.optim.Adam(self.netD.parameters(), lr=0.0005, betas=(0.0, 0.99))
+        self.dtype = dtype
+
+    def _penalty(self, real, fake, res, eps):
+        """PGGAN_train.gradient_penalty; with `eps`, those mixing weights replace its
+        own torch.rand draw."""
+        if eps is None:
+            return self._gradient_penalty(self.netD, real, fake, res, real.shape[0])
+        torch, rand = self.torch, self.torch.rand
+        torch.rand = lambda *shape, requires_grad=False: eps.clone().requires_grad_(requires_grad)
+        try:
+            return self._gradient_penalty(self.netD, real, fake, res, real.shape[0])
+        finally:
+            torch.rand = rand
+
+    def step(self, iteration, res, real, z_g, z_d, eps):
+        """One iteration of PGGAN_train.py's loop; returns (lossG, lossD). `eps`:
+        the penalty's mixing weights, or None for the source's own draw."""
+        F = self.torch.nn.functional
+        x_ = self.netG.forward(z_g, res)
+        lossG = -self.netD.forward(x_, res).mean()
+        self.optG.zero_grad()
+        lossG.backward()
+        self.optG.step()
+        decay = min(1.0 - (1 / (iteration + 1)), 0.995)
+        for p_mavg, p in zip(self.netG_mavg.parameters(), self.netG.parameters()):
+            p_mavg.data = decay * p_mavg.data + (1.0 - decay) * p.data
+        x_ = self.netG.forward(z_d, res)
+        x = F.adaptive_avg_pool2d(real, x_.shape[2:4])
+        d = self.netD.forward(x, res)
+        d_ = self.netD.forward(x_, res)
+        penalty = self._penalty(x.data, x_.data, res, eps)
+        lossD = -d.mean() + d_.mean() + 10.0 * penalty + 0.001 * (d ** 2).mean()
+        self.optD.zero_grad()
+        lossD.backward()
+        self.optD.step()
+        return float(lossG), float(lossD)

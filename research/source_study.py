@@ -1,0 +1,148 @@
+"""Equal-budget study: the source's own code against mel_tf on the same icons.
+
+    python research/source_study.py --system=source --source=PATH/TO/image_generator_2 \
+        --seed=0 --out=docs/source_study/32x32
+    python research/source_study.py --system=mel_tf --seed=0 --out=docs/source_study/32x32
+
+Both train on the built-in Twemoji faces with the source's schedule cut to
+--res_step iterations per phase (4x4, one fade per resolution up to
+--resolution, then a stable phase there), batch 8, Adam 5e-4 (0, 0.99):
+1,000 iterations per phase at 32x32 are 40,000 images. "source" is the
+source's networks (module/generator.py, module/discriminator.py of
+zassou65535/image_generator_2) and gradient penalty, trained by the loop body
+of its PGGAN_train.py (research/source_parity.py's SourceRun, which mirrors
+it); "mel_tf" is mel_tf's seed preset at full width trained by
+mel_tf.training.train with contrast augmentation off, as the source's code has
+none. Each run's EMA generator makes --num_images icons from the same latents
+(mel_tf.generate.latents_for_seed), scored with mel_tf.metrics against the
+same real icons. A run leaves OUT/runs/<system>_seed<seed>/row.json and
+OUT/<system>_seed<seed>.png; OUT/results.json gathers every row present, so
+several processes can share OUT.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import math
+import os
+import sys
+import time
+
+from absl import app, flags
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+flags.DEFINE_enum("system", "mel_tf", ["mel_tf", "source"], "What trains.")
+flags.DEFINE_string("source", None, "A clone of zassou65535/image_generator_2 (--system=source).")
+flags.DEFINE_integer("resolution", 32, "Last resolution; it gets a stable phase too.")
+flags.DEFINE_integer("res_step", 1000, "Iterations per phase (the source: 7500).")
+flags.DEFINE_integer("seed", 0, "Seed of the run (initial weights, data order, noise).")
+flags.DEFINE_integer("num_images", 512, "Icons per set for the metrics.")
+flags.DEFINE_integer("threads", 1, "Threads per framework.")
+flags.DEFINE_string("out", "docs/source_study/32x32", "Output folder.")
+F = flags.FLAGS
+BATCH = 8
+
+
+def train_source(image_set, stages):
+    """The source's networks trained by its loop; returns its EMA generator as a
+    function of latents [N, 8192] -> uint8 icons [N, R, R, 3]."""
+    import numpy as np
+    import torch
+    from source_code import SourceRun, import_source
+
+    torch.set_num_threads(F.threads)
+    run = SourceRun(torch, import_source(F.source), torch.float32, F.seed)
+    from mel_tf import data as data_lib
+    images = image_set.images(F.resolution)
+    total = F.res_step * (stages + 1)
+    for it in range(total):
+        res = min(it / F.res_step, float(stages))
+        idx = data_lib.batch_indices(len(images), BATCH, F.seed, it)
+        real = torch.from_numpy(images[idx].transpose(0, 3, 1, 2).astype(np.float32) / 255)
+        z_g, z_d = torch.randn(BATCH, 8192), torch.randn(BATCH, 8192)
+        losses = run.step(it, res, real, z_g, z_d, None)
+        if it % 500 == 0:
+            logging.info("source it %d res %.3f lossG %.4f lossD %.4f", it, res, *losses)
+
+    def generate(z):
+        with torch.no_grad():
+            x = run.netG_mavg.forward(torch.from_numpy(z), float(stages))
+        x = x.numpy().transpose(0, 2, 3, 1)
+        return np.round(np.clip(x * 255.0, 0, 255)).astype(np.uint8)
+    return generate, total * BATCH
+
+
+def train_mel_tf(image_set, logdir):
+    """mel_tf's seed preset on the same schedule; returns (generate, images shown)."""
+    from mel_tf.config import TrainConfig, preset
+    from mel_tf.metrics import generate_uint8
+    from mel_tf.rundir import load_ema_generator
+    from mel_tf.training import LoopOptions, train
+
+    net = preset("seed", F.resolution, 1.0)
+    cfg = TrainConfig(seed=F.seed, fade_images=F.res_step * BATCH,
+                      stable_images=F.res_step * BATCH, batch_size=BATCH, contrast=False)
+    status = train(net, cfg, image_set, logdir,
+                   options=LoopOptions(progress=False, sample_every_images=0))
+    if not status["done"]:
+        raise SystemExit(f"{logdir}: stopped by {status['stopped']}; run again to resume")
+    generator, _, _, shown = load_ema_generator(logdir)
+    generator.set_stage(F.resolution, False)
+    return (lambda z: generate_uint8(generator, z, net)), shown
+
+
+def main(argv):
+    del argv
+    import numpy as np
+    import tensorflow as tf
+
+    from benchmarks.machine import machine_info
+    from mel_tf import data as data_lib
+    from mel_tf.generate import latents_for_seed
+    from mel_tf.images import image_grid, save_png
+    from mel_tf.metrics import evaluate_images
+
+    sys.path.insert(0, os.path.join(ROOT, "research"))
+    logging.getLogger().setLevel(logging.INFO)
+    tf.config.threading.set_intra_op_parallelism_threads(F.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(F.threads)
+    name = f"{F.system}_seed{F.seed}"
+    logdir = os.path.join(F.out, "runs", name)
+    os.makedirs(logdir, exist_ok=True)
+    image_set = data_lib.open_dataset(dataset="twemoji_faces", max_resolution=F.resolution)
+    stages = int(math.log2(F.resolution)) - 1
+    start = time.time()
+    if F.system == "source":
+        if not F.source:
+            raise app.UsageError("--system=source needs --source")
+        generate, shown = train_source(image_set, stages)
+    else:
+        generate, shown = train_mel_tf(image_set, logdir)
+    seconds = time.time() - start
+    # The same latents and real icons for every run (the study's seed 0, not the run's).
+    n = min(F.num_images, len(image_set))
+    real = image_set.images(F.resolution)[
+        np.random.default_rng([0, 0x4556]).choice(len(image_set), n, replace=False)]
+    fake = generate(latents_for_seed(0, n, 8192))
+    scores = evaluate_images(real, fake, 0)
+    save_png(os.path.join(F.out, name + ".png"), image_grid(fake[:64], columns=8, min_cell=64))
+    row = {"system": F.system, "seed": F.seed, "resolution": F.resolution,
+           "res_step": F.res_step, "batch_size": BATCH, "images_shown": shown,
+           "train_seconds": round(seconds, 1), "threads": F.threads,
+           "date": time.strftime("%Y-%m-%d"), "machine": machine_info(
+               packages=("tensorflow-cpu", "keras", "torch")), **scores}
+    with open(os.path.join(logdir, "row.json"), "w") as f:
+        json.dump(row, f, indent=2)
+    rows = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(F.out, "runs", "*",
+                                                                      "row.json")))]
+    with open(os.path.join(F.out, "results.json"), "w") as f:
+        json.dump({"runs": rows}, f, indent=2)
+    print(json.dumps(row, indent=2))
+
+
+if __name__ == "__main__":
+    app.run(main)
