@@ -14,7 +14,6 @@ samples, progress, signals.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import os
@@ -30,7 +29,7 @@ import tensorflow as tf
 
 from mel_tf import augment as augment_lib
 from mel_tf import losses
-from mel_tf.config import NetworkConfig, TrainConfig
+from mel_tf.config import LoopOptions, NetworkConfig, TrainConfig
 from mel_tf.layers import Downsample2x, Upsample2x
 from mel_tf.networks import (Generator, build_networks, initialize, network_to_uint8,
                              uint8_to_network)
@@ -210,19 +209,6 @@ class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite."""
 
 
-@dataclasses.dataclass
-class LoopOptions:
-    """How often the loop logs, samples and saves; none of it changes the maths."""
-    checkpoint_every_images: int = 20_000
-    sample_every_images: int = 10_000
-    log_every_steps: int = 50
-    metrics_every_images: int = 0        # 0: only at the end of each phase
-    grid_size: int = 16
-    max_to_keep: int = 3
-    progress: bool = True
-    stop_after_steps: Optional[int] = None   # stop as if interrupted (tests, time-boxed runs)
-
-
 class _Progress:
     """One status line: phase, resolution, a, losses, speed and ETA."""
 
@@ -297,12 +283,14 @@ def train(net_cfg: NetworkConfig, train_cfg: TrainConfig, image_set, logdir: str
           strategy: Optional[tf.distribute.Strategy] = None,
           options: Optional[LoopOptions] = None,
           metrics_fn: Optional[Callable] = None,
-          flags_text: Optional[str] = None) -> dict:
+          records: Optional["rundir.Records"] = None) -> dict:
     """Trains (or resumes) the run in `logdir` through the whole schedule.
 
     image_set: gives `images(resolution)` -> uint8 [N, R, R, 3].
     metrics_fn(generator_ema, resolution) -> {name: float}: evaluated at the
     end of every phase (and every `metrics_every_images`), written to TensorBoard.
+    records: flags.txt, dataset.json and whether the settings may change on
+    resume (`rundir.prepare`); nothing is written if the start is refused.
     Returns {"images_shown", "step", "stopped" (signal name or None), "done"}.
     """
     from mel_tf import data as data_lib, rundir
@@ -310,13 +298,13 @@ def train(net_cfg: NetworkConfig, train_cfg: TrainConfig, image_set, logdir: str
 
     options = options or LoopOptions()
     strategy = strategy or tf.distribute.get_strategy()
-    resumed = rundir.prepare(logdir, net_cfg, train_cfg)
     schedule = schedule_for(net_cfg, train_cfg)
     for phase in schedule.phases:
         if phase.batch_size % strategy.num_replicas_in_sync:
             raise ValueError(f"batch size {phase.batch_size} at {phase.resolution}x"
                              f"{phase.resolution} does not split over "
                              f"{strategy.num_replicas_in_sync} replicas")
+    resumed = rundir.prepare(logdir, net_cfg, train_cfg, records)
 
     with strategy.scope():
         model = ProGAN(net_cfg, train_cfg)
@@ -336,9 +324,9 @@ def train(net_cfg: NetworkConfig, train_cfg: TrainConfig, image_set, logdir: str
         log.info("%s has a configuration but no checkpoint: starting from the beginning", logdir)
 
     writer = tf.summary.create_file_writer(logdir)
-    if flags_text and not manager.latest_checkpoint:
+    if records and records.flags_text and not manager.latest_checkpoint:
         with writer.as_default():
-            tf.summary.text("flags", flags_text, step=0)
+            tf.summary.text("flags", records.flags_text, step=0)
     fixed_z = np.random.default_rng([train_cfg.seed, 2**31]).standard_normal(
         (options.grid_size, net_cfg.latent_dim), dtype=np.float32)
 
@@ -348,7 +336,7 @@ def train(net_cfg: NetworkConfig, train_cfg: TrainConfig, image_set, logdir: str
     def save(reason):
         state.images_shown.assign(images_shown)
         state.step.assign(step)
-        path = manager.save(checkpoint_number=step)
+        path = rundir.save_checkpoint(manager, step)
         log.info("Checkpoint %s (%s)", os.path.basename(path), reason)
 
     def write_samples(resolution):

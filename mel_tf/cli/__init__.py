@@ -26,3 +26,12 @@ def run_app(main: Callable, module, argv: Optional[List[str]] = None) -> None:
     if main_module is not None:
         main_module.__doc__ = module.__doc__
     app.run(main, argv=argv)
+
+
+def one_line(e: BaseException) -> str:
+    """An exception as one line for `program: error: ...` (never a traceback)."""
+    if isinstance(e, OSError) and e.strerror:
+        text = e.strerror + (f": {e.filename}" if e.filename else "")
+    else:
+        text = str(e) or type(e).__name__
+    return " ".join(text.split())
