@@ -205,3 +205,34 @@ def test_evaluate_scores_against_the_runs_own_data(tmp_path):
     assert error_lines(bare) == ["evaluate.py: error: bare has no record of its data (no "
                                  "dataset.json naming a data folder or dataset); give "
                                  "--data_dir or --dataset"]
+
+
+def console_scripts():
+    """{name: "module:function"} from setup.py's console_scripts."""
+    text = open(os.path.join(REPO, "setup.py")).read()
+    return dict(re.findall(r'"(mel-[a-z]+) = ([\w.]+:\w+)"', text))
+
+
+@pytest.mark.parametrize("name, flag", [("mel-train", "--fade_images"),
+                                        ("mel-export", "--quantize"),
+                                        ("mel-generate", "--interpolate"),
+                                        ("mel-evaluate", "--num_images")])
+def test_console_scripts_resolve_and_show_their_flags(name, flag, tmp_path):
+    target = console_scripts()[name]
+    module, function = target.split(":")
+    # What the installed mel-* script does: import the function and call it.
+    code = (f"import sys\nsys.argv = [{name!r}, '--help']\n"
+            f"from {module} import {function}\n{function}()\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120, cwd=str(tmp_path), env=dict(os.environ, PYTHONPATH=REPO))
+    assert flag in result.stdout, (target, result.stdout[-1000:], result.stderr[-2000:])
+    assert "Traceback" not in result.stderr
+
+
+def test_the_top_level_scripts_and_python_m_generate_are_the_same_programs(tmp_path):
+    for args, flag in ((["train.py"], "--fade_images"), (["evaluate.py"], "--num_images"),
+                       (["export.py"], "--quantize"), (["-m", "mel_tf.generate"], "--interpolate")):
+        args = [os.path.join(REPO, args[0])] if args[0].endswith(".py") else args
+        result = subprocess.run([sys.executable, *args, "--helpfull"], capture_output=True,
+                                text=True, timeout=120, cwd=str(REPO))
+        assert flag in result.stdout, (args, result.stderr[-2000:])

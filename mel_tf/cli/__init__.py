@@ -1,7 +1,11 @@
 """The command-line programs (absl flags live here and nowhere else in the package).
 
     mel-train     mel_tf.cli.train       (python train.py)
+    mel-export    mel_tf.cli.export      (python export.py)
+    mel-generate  mel_tf.generate        (python -m mel_tf.generate)
     mel-evaluate  mel_tf.cli.evaluate    (python evaluate.py)
+
+The console scripts are declared in setup.py; the top-level scripts are thin wrappers.
 """
 
 from __future__ import annotations
