@@ -1,8 +1,10 @@
 """The whole configuration of a mel_tf network, in one place.
 
 A `NetworkConfig` states everything that shapes the generator and the
-discriminator: the preset's architecture (REFERENCE.md sections 1 and 2), the
-target resolution, the channel width and the data range.  Library code takes a
+discriminator: the preset's architecture (the source's, "Mel Icon Generator v2",
+zassou65535/image_generator_2; or Karras et al. 2018's), the target resolution, the
+channel width and the data range. `TrainConfig`, `DataConfig` and `LoopOptions` state
+the rest of a run; their field defaults are the programs' defaults.  Library code takes a
 config object; only the entry scripts read flags.
 """
 
