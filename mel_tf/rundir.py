@@ -98,19 +98,22 @@ def check_location(logdir: str) -> None:
 
 
 def prepare(logdir: str, net_cfg: NetworkConfig, train_cfg: TrainConfig,
-            records: Optional[Records] = None) -> bool:
+            records: Optional[Records] = None, write: bool = True) -> bool:
     """Checks that `logdir` may hold this run, then writes its records.
 
     Returns True when the directory already held a run (a resume). A run with
     another architecture is always refused (its checkpoints cannot be mixed);
     one with other training or data settings unless `allow_config_change`.
-    Nothing is written before those checks pass.
+    Nothing is written before those checks pass, nor at all with write=False
+    (a worker that is not the chief of a multi-worker run).
     """
     records = records or Records()
     check_location(logdir)
     path = os.path.join(logdir, CONFIG_FILE)
     resumed = os.path.isfile(path)
     changes = _changes_on_resume(logdir, net_cfg, train_cfg, records) if resumed else []
+    if not write:
+        return resumed
     try:
         _write_records(logdir, net_cfg, train_cfg, records, changes)
     except OSError as e:
@@ -173,15 +176,23 @@ def _read_json(path: str) -> Optional[dict]:
         return json.load(f)
 
 
-def checkpoint_manager(logdir: str, max_to_keep: int = 3, **objects) -> tf.train.CheckpointManager:
-    """A CheckpointManager over `objects` in logdir/checkpoints.
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process writes the run directory: always, except on the
+    workers of a multi-worker run other than the chief (worker 0)."""
+    return bool(strategy.extended.should_checkpoint)
+
+
+def checkpoint_manager(logdir: str, max_to_keep: int = 3, directory: Optional[str] = None,
+                       **objects) -> tf.train.CheckpointManager:
+    """A CheckpointManager over `objects` in logdir/checkpoints (or `directory`).
 
     TensorFlow writes the checkpoint files first and then replaces the small
     'checkpoint' index file atomically, so a checkpoint interrupted while being
     written never becomes the latest one.
     """
     return tf.train.CheckpointManager(tf.train.Checkpoint(**objects),
-                                      os.path.join(logdir, CHECKPOINT_DIR), max_to_keep=max_to_keep)
+                                      directory or os.path.join(logdir, CHECKPOINT_DIR),
+                                      max_to_keep=max_to_keep)
 
 
 def save_checkpoint(manager: tf.train.CheckpointManager, step: int) -> str:
