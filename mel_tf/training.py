@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from mel_tf import augment as augment_lib
-from mel_tf import losses
+from mel_tf import losses, rundir
 from mel_tf.config import LoopOptions, NetworkConfig, TrainConfig
 from mel_tf.layers import Downsample2x, Upsample2x
 from mel_tf.networks import (Generator, build_networks, initialize, network_to_uint8,
@@ -273,8 +273,6 @@ class _Checkpoints:
     guide), and every worker restores from the chief's."""
 
     def __init__(self, logdir: str, objects: dict, max_to_keep: int, chief: bool):
-        from mel_tf import rundir
-        self._rundir = rundir
         self.directory = os.path.join(logdir, rundir.CHECKPOINT_DIR)
         self._temp = None if chief else tempfile.mkdtemp(prefix="mel_tf_worker_")
         self.manager = rundir.checkpoint_manager(logdir, max_to_keep, directory=self._temp,
@@ -290,7 +288,7 @@ class _Checkpoints:
         return latest
 
     def save(self, step: int) -> str:
-        path = self._rundir.save_checkpoint(self.manager, step)
+        path = rundir.save_checkpoint(self.manager, step)
         if self._temp is not None:
             shutil.rmtree(self._temp, ignore_errors=True)
             path = os.path.join(self.directory, os.path.basename(path))
@@ -320,7 +318,7 @@ def train(net_cfg: NetworkConfig, train_cfg: TrainConfig, image_set, logdir: str
           strategy: Optional[tf.distribute.Strategy] = None,
           options: Optional[LoopOptions] = None,
           metrics_fn: Optional[Callable] = None,
-          records: Optional["rundir.Records"] = None) -> dict:
+          records: Optional[rundir.Records] = None) -> dict:
     """Trains (or resumes) the run in `logdir` through the whole schedule.
 
     image_set: gives `images(resolution)` -> uint8 [N, R, R, 3].
@@ -330,7 +328,7 @@ def train(net_cfg: NetworkConfig, train_cfg: TrainConfig, image_set, logdir: str
     resume (`rundir.prepare`); nothing is written if the start is refused.
     Returns {"images_shown", "step", "stopped" (signal name or None), "done"}.
     """
-    from mel_tf import data as data_lib, rundir
+    from mel_tf import data as data_lib
     from mel_tf.images import image_grid, save_png
 
     options = options or LoopOptions()

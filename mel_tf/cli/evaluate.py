@@ -28,7 +28,7 @@ flags.DEFINE_string("data_dir", None, "Folder of real images (default: the run's
 flags.DEFINE_string("dataset", None, "Built-in dataset (default: the run's own data; "
                     f"{DataConfig.dataset} for a --model without a record).")
 flags.DEFINE_string("background", None, "R,G,B colour for transparent pixels of real images "
-                    "(default: the run's, else 255,255,255).")
+                    f"(default: the run's, else {','.join(map(str, DataConfig.background))}).")
 flags.DEFINE_string("cache_dir", None, "Cache for rasterised built-in datasets.")
 flags.DEFINE_integer("num_images", 1000, "Images per set (fewer if the real set is smaller).")
 flags.DEFINE_integer("seed", 0, "Seed of the latents, the real subset and the metrics' draws.")
