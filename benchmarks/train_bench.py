@@ -2,12 +2,12 @@
 
     python benchmarks/train_bench.py --preset=seed --resolutions=4,8,16,32,64,128,256 --out=FILE.json
 
-The measurement of REFERENCE.md section 4: batch 8, random data, the fade
+The source's measurement: batch 8, random data, the fade
 active at a = 0.5, the median of several timed iterations after warm-up.
 Each resolution runs in a fresh subprocess, so its peak resident memory is its
 own. FLOPs come from the layer shapes (multiply-add = 2), counting an
-iteration as 4 generator forwards + 14 discriminator forwards per image as
-REFERENCE.md does. With --data_dir (or --dataset) the benchmark also runs real
+iteration as roughly 4 generator forwards + 14 discriminator forwards per image
+(the G step, the D step on reals and fakes, the penalty's double backward). With --data_dir (or --dataset) the benchmark also runs real
 training steps from the data pipeline and reports the share of time spent
 waiting for data.
 """
@@ -44,7 +44,7 @@ flags.DEFINE_string("dataset", None, "...or from a built-in dataset (twemoji_fac
 flags.DEFINE_string("out", None, "Write the JSON here (always printed).")
 flags.DEFINE_integer("one", None, "Internal: time one resolution in this process.")
 
-# The source's PyTorch code on this machine (REFERENCE.md section 4), s/iteration.
+# The source's PyTorch code, timed on another (faster, AVX-512) 2-core machine, s/iteration.
 SOURCE_SEC_PER_ITER = {4: 0.137, 8: 0.255, 16: 0.364, 32: 0.501, 64: 0.731, 128: 1.112, 256: 2.469}
 
 

@@ -1,8 +1,10 @@
 """The whole configuration of a mel_tf network, in one place.
 
 A `NetworkConfig` states everything that shapes the generator and the
-discriminator: the preset's architecture (REFERENCE.md sections 1 and 2), the
-target resolution, the channel width and the data range.  Library code takes a
+discriminator: the preset's architecture (the source's, "Mel Icon Generator v2",
+zassou65535/image_generator_2; or Karras et al. 2018's), the target resolution, the
+channel width and the data range. `TrainConfig`, `DataConfig` and `LoopOptions` state
+the rest of a run; their field defaults are the programs' defaults.  Library code takes a
 config object; only the entry scripts read flags.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from typing import Optional, Tuple
 
 PRESETS = ("seed", "paper")
@@ -260,3 +263,73 @@ def json_ready(value):
     if isinstance(value, (list, tuple)):
         return [json_ready(v) for v in value]
     return value
+
+
+BUILTIN_DATASETS = ("twemoji_faces",)
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Where the real images come from: a folder, else a built-in dataset.
+
+    A run records this in its dataset.json (`to_record`), so that the run's own
+    data can be reopened later (evaluation) and a resume on other data noticed.
+    """
+
+    data_dir: Optional[str] = None            # a folder of images, searched recursively
+    dataset: str = "twemoji_faces"            # used when data_dir is None
+    background: Tuple[int, int, int] = (255, 255, 255)   # RGB under transparent pixels
+
+    def __post_init__(self):
+        if self.data_dir is None and self.dataset not in BUILTIN_DATASETS:
+            raise ValueError(f"unknown dataset {self.dataset!r}; built-in datasets: "
+                             f"{', '.join(BUILTIN_DATASETS)}")
+        bg = tuple(self.background)
+        if len(bg) != 3 or not all(isinstance(c, int) and 0 <= c <= 255 for c in bg):
+            raise ValueError(f"background must be three integers in [0, 255], got {bg!r}")
+
+    @property
+    def name(self) -> str:
+        """The data folder's name, or the built-in dataset's."""
+        if self.data_dir is None:
+            return self.dataset
+        return os.path.basename(os.path.normpath(os.path.abspath(self.data_dir)))
+
+    def to_record(self) -> dict:
+        """What reopens the same images: the folder's absolute path or the dataset's name."""
+        folder = None if self.data_dir is None else os.path.abspath(self.data_dir)
+        return {"data_dir": folder, "dataset": None if folder else self.dataset,
+                "background": list(self.background)}
+
+    @classmethod
+    def from_record(cls, record: dict) -> "DataConfig":
+        background = tuple(record.get("background") or cls.background)
+        if record.get("data_dir"):
+            return cls(data_dir=record["data_dir"], background=background)
+        if record.get("dataset"):
+            return cls(dataset=record["dataset"], background=background)
+        raise ValueError("the record names neither a data folder nor a built-in dataset")
+
+
+def parse_rgb(text: str) -> Tuple[int, int, int]:
+    """'255,255,255' -> (255, 255, 255); anything else is a ValueError saying what is expected."""
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != 3 or not all(p.isdigit() and int(p) <= 255 for p in parts):
+        raise ValueError(f"--background must be three integers from 0 to 255 separated by "
+                         f"commas (white is 255,255,255), got {text!r}")
+    return tuple(int(p) for p in parts)  # type: ignore[return-value]
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopOptions:
+    """How often the training loop logs, samples and saves; none of it changes the maths."""
+
+    checkpoint_every_images: int = 20_000
+    sample_every_images: int = 10_000
+    log_every_steps: int = 50
+    metrics_every_images: int = 0        # 0: only at the end of each phase
+    metrics_images: int = 256            # images per set for SWD/MS-SSIM during training (0: none)
+    grid_size: int = 16
+    max_to_keep: int = 3
+    progress: bool = True
+    stop_after_steps: Optional[int] = None   # stop as if interrupted (tests, time-boxed runs)

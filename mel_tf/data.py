@@ -36,12 +36,11 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageOps
 
-from mel_tf.config import check_resolution
+from mel_tf.config import BUILTIN_DATASETS, DataConfig, check_resolution
 
 _LOGGER = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
-BUILTIN_DATASETS = ("twemoji_faces",)
 # The built-in dataset's licence asks for this credit wherever its images, or a
 # model trained on them, are shared.
 TWEMOJI_CREDIT = ("Twemoji graphics by Twitter, Inc. and other contributors, CC-BY 4.0, "
@@ -140,6 +139,19 @@ def describe(image_set: ImageSet) -> dict:
         "max_resolution": image_set.max_resolution,
         "source_sizes": {"min": min(sizes), "max": max(sizes)},
     }
+
+
+def open_data(cfg: DataConfig, max_resolution: int, cache_dir: Optional[str] = None,
+              log=None) -> ImageSet:
+    """The images `cfg` names (see `open_dataset`)."""
+    return open_dataset(data_dir=cfg.data_dir, dataset=None if cfg.data_dir else cfg.dataset,
+                        max_resolution=max_resolution, background=cfg.background,
+                        cache_dir=cache_dir, log=log)
+
+
+def run_record(cfg: DataConfig, image_set: ImageSet) -> dict:
+    """A run's dataset.json: what the images are (`describe`) and how to reopen them."""
+    return {**describe(image_set), **cfg.to_record()}
 
 
 def resize_square(image: np.ndarray, resolution: int) -> np.ndarray:

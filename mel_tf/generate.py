@@ -320,7 +320,12 @@ def _main(argv: Sequence[str], FLAGS):
               f"{FLAGS.out}/icon_*.png, {grid}")
 
 
+def run():
+    """`mel-generate`, the same program as `python -m mel_tf.generate`."""
+    from mel_tf.cli import run_app
+    flag_values = _define_flags()
+    run_app(lambda argv: _main(argv, flag_values), sys.modules[__name__])
+
+
 if __name__ == "__main__":
-    from absl import app
-    _FLAGS = _define_flags()
-    app.run(lambda argv: _main(argv, _FLAGS))
+    run()

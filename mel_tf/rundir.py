@@ -2,7 +2,9 @@
 
     logdir/
       config.json         network and training configuration (checked on resume)
-      flags.txt           the command-line flags used (written by train.py)
+      flags.txt           the command-line flags of the latest start
+      dataset.json        the data: what it is and how to reopen it (checked on resume)
+      changes.log         settings changed on resume with --allow_config_change
       checkpoints/        tf.train.CheckpointManager: G, D, G EMA, optimizers, position
       samples/            PNG grids of the EMA generator on a fixed latent batch
       events.out.tfevents.*   TensorBoard
@@ -13,6 +15,8 @@ the phase, a and every random draw are derived from them.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import json
 import os
 from typing import Optional, Tuple
@@ -23,6 +27,11 @@ from mel_tf.config import NetworkConfig, TrainConfig
 from mel_tf.schedule import schedule_for
 
 CONFIG_FILE = "config.json"
+FLAGS_FILE = "flags.txt"
+DATASET_FILE = "dataset.json"
+CHANGES_FILE = "changes.log"
+# What identifies a run's data in dataset.json: another value is another data set.
+DATA_IDENTITY = ("data_dir", "dataset", "background", "num_images")
 CHECKPOINT_DIR = "checkpoints"
 SAMPLES_DIR = "samples"
 
@@ -63,40 +72,146 @@ def read_config(logdir: str) -> Tuple[NetworkConfig, TrainConfig]:
     return NetworkConfig.from_dict(d["network"]), TrainConfig.from_dict(d["train"])
 
 
-def prepare(logdir: str, net_cfg: NetworkConfig, train_cfg: TrainConfig) -> bool:
-    """Creates the run directory, or checks that it belongs to this architecture.
+@dataclasses.dataclass(frozen=True)
+class Records:
+    """What a run directory records beside config.json, and whether it may change."""
 
-    Returns True when the directory already held a run (a resume). A directory
-    made with another architecture is refused: its checkpoints cannot be mixed.
+    flags_text: Optional[str] = None      # flags.txt: the command line, as a flag file
+    dataset: Optional[dict] = None        # dataset.json (mel_tf.data.run_record)
+    # Resume although the training or data settings differ from the recorded
+    # ones; the differences are appended to changes.log.
+    allow_config_change: bool = False
+
+
+def check_location(logdir: str) -> None:
+    """Raises RunDirError unless `logdir` is, or can be made, a writable directory.
+
+    Writes nothing, so a start refused here leaves the disk as it was.
     """
-    os.makedirs(logdir, exist_ok=True)
+    path = os.path.abspath(logdir)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    if not os.path.isdir(path):
+        raise RunDirError(f"cannot use {logdir} as a run directory: {path} is a file")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise RunDirError(f"cannot write to {path} (run directory {logdir}): permission denied")
+
+
+def prepare(logdir: str, net_cfg: NetworkConfig, train_cfg: TrainConfig,
+            records: Optional[Records] = None, write: bool = True) -> bool:
+    """Checks that `logdir` may hold this run, then writes its records.
+
+    Returns True when the directory already held a run (a resume). A run with
+    another architecture is always refused (its checkpoints cannot be mixed);
+    one with other training or data settings unless `allow_config_change`.
+    Nothing is written before those checks pass, nor at all with write=False
+    (a worker that is not the chief of a multi-worker run).
+    """
+    records = records or Records()
+    check_location(logdir)
     path = os.path.join(logdir, CONFIG_FILE)
-    if os.path.isfile(path):
-        old_net, _ = read_config(logdir)
-        old, new = _architecture(old_net), _architecture(net_cfg)
-        if old != new:
-            diff = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}"
-                             for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k))
-            raise RunDirError(f"{logdir} holds a run with other architecture settings ({diff}); "
-                              "use another --logdir or the original settings")
-        resumed = True
-    else:
-        resumed = False
-    _atomic_write(path, json.dumps({"network": net_cfg.to_dict(), "train": train_cfg.to_dict()},
-                                   indent=2, sort_keys=True))
-    os.makedirs(os.path.join(logdir, SAMPLES_DIR), exist_ok=True)
+    resumed = os.path.isfile(path)
+    changes = _changes_on_resume(logdir, net_cfg, train_cfg, records) if resumed else []
+    if not write:
+        return resumed
+    try:
+        _write_records(logdir, net_cfg, train_cfg, records, changes)
+    except OSError as e:
+        raise RunDirError(f"cannot write the run directory {logdir}: "
+                          f"{e.strerror or e}{f' ({e.filename})' if e.filename else ''}") from e
     return resumed
 
 
-def checkpoint_manager(logdir: str, max_to_keep: int = 3, **objects) -> tf.train.CheckpointManager:
-    """A CheckpointManager over `objects` in logdir/checkpoints.
+def _changes_on_resume(logdir, net_cfg, train_cfg, records) -> list:
+    """['train.seed: 0 -> 1', ...]: the differences the resume is allowed to make."""
+    old_net, old_train = read_config(logdir)
+    arch = _differences(_architecture(old_net), _architecture(net_cfg))
+    if arch:
+        raise RunDirError(f"{logdir} holds a run with other architecture settings "
+                          f"({', '.join(arch)}); use another --logdir or the original settings")
+    changes = ["train." + d for d in _differences(_training(old_train), _training(train_cfg))]
+    old_data = _read_json(os.path.join(logdir, DATASET_FILE))
+    if old_data is not None and records.dataset is not None:
+        changes += ["data." + d for d in _differences(
+            {k: old_data.get(k) for k in DATA_IDENTITY if k in old_data},
+            {k: records.dataset.get(k) for k in DATA_IDENTITY if k in old_data})]
+    if changes and not records.allow_config_change:
+        raise RunDirError(f"{logdir} holds a run with other training or data settings "
+                          f"({', '.join(changes)}); use another --logdir, the original "
+                          "settings, or --allow_config_change to resume with these")
+    return changes
+
+
+def _write_records(logdir, net_cfg, train_cfg, records, changes):
+    os.makedirs(os.path.join(logdir, SAMPLES_DIR), exist_ok=True)
+    if changes:
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        with open(os.path.join(logdir, CHANGES_FILE), "a") as f:
+            f.write(f"{stamp} resumed with --allow_config_change: {'; '.join(changes)}\n")
+    _atomic_write(os.path.join(logdir, CONFIG_FILE),
+                  json.dumps({"network": net_cfg.to_dict(), "train": train_cfg.to_dict()},
+                             indent=2, sort_keys=True))
+    if records.flags_text is not None:
+        _atomic_write(os.path.join(logdir, FLAGS_FILE), records.flags_text)
+    if records.dataset is not None:
+        _atomic_write(os.path.join(logdir, DATASET_FILE), json.dumps(records.dataset, indent=2))
+
+
+def _differences(old: dict, new: dict) -> list:
+    return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}"
+            for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+
+
+def _training(cfg: TrainConfig) -> dict:
+    # XLA changes how the step runs, not what it computes.
+    d = cfg.to_dict()
+    d.pop("xla")
+    return d
+
+
+def _read_json(path: str) -> Optional[dict]:
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process writes the run directory: always, except on the
+    workers of a multi-worker run other than the chief (worker 0)."""
+    return bool(strategy.extended.should_checkpoint)
+
+
+def checkpoint_manager(logdir: str, max_to_keep: int = 3, directory: Optional[str] = None,
+                       **objects) -> tf.train.CheckpointManager:
+    """A CheckpointManager over `objects` in logdir/checkpoints (or `directory`).
 
     TensorFlow writes the checkpoint files first and then replaces the small
     'checkpoint' index file atomically, so a checkpoint interrupted while being
     written never becomes the latest one.
     """
     return tf.train.CheckpointManager(tf.train.Checkpoint(**objects),
-                                      os.path.join(logdir, CHECKPOINT_DIR), max_to_keep=max_to_keep)
+                                      directory or os.path.join(logdir, CHECKPOINT_DIR),
+                                      max_to_keep=max_to_keep)
+
+
+def save_checkpoint(manager: tf.train.CheckpointManager, step: int) -> str:
+    """manager.save, with a failed write (a full disk) as one RunDirError.
+
+    The manager points its index at a checkpoint only after writing it, so
+    after a failure the previous checkpoint is still the latest and loads.
+    """
+    try:
+        return manager.save(checkpoint_number=step)
+    except (OSError, tf.errors.OpError) as e:
+        reason = (e.strerror if isinstance(e, OSError) and e.strerror
+                  else str(getattr(e, "message", e)).strip().splitlines()[0])
+        kept = manager.latest_checkpoint
+        raise RunDirError(
+            f"could not write the checkpoint of step {step} in {manager.directory} ({reason}); "
+            + (f"the last good checkpoint {os.path.basename(kept)} is kept: make room and run "
+               "the same command again to resume from it" if kept else
+               "no earlier checkpoint exists")) from e
 
 
 def latest_checkpoint(logdir: str) -> Optional[str]:

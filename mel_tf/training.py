@@ -14,12 +14,13 @@ samples, progress, signals.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from typing import Callable, Optional
@@ -29,8 +30,8 @@ import numpy as np
 import tensorflow as tf
 
 from mel_tf import augment as augment_lib
-from mel_tf import losses, optimizers
-from mel_tf.config import NetworkConfig, TrainConfig
+from mel_tf import losses, optimizers, rundir
+from mel_tf.config import LoopOptions, NetworkConfig, TrainConfig
 from mel_tf.layers import Downsample2x, Upsample2x
 from mel_tf.networks import (Generator, build_networks, initialize, network_to_uint8,
                              uint8_to_network)
@@ -210,19 +211,6 @@ class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite."""
 
 
-@dataclasses.dataclass
-class LoopOptions:
-    """How often the loop logs, samples and saves; none of it changes the maths."""
-    checkpoint_every_images: int = 20_000
-    sample_every_images: int = 10_000
-    log_every_steps: int = 50
-    metrics_every_images: int = 0        # 0: only at the end of each phase
-    grid_size: int = 16
-    max_to_keep: int = 3
-    progress: bool = True
-    stop_after_steps: Optional[int] = None   # stop as if interrupted (tests, time-boxed runs)
-
-
 class _Progress:
     """One status line: phase, resolution, a, losses, speed and ETA."""
 
@@ -278,6 +266,39 @@ class _StopRequests:
         return False
 
 
+class _Checkpoints:
+    """The run's checkpoints. Every worker of a multi-worker run takes part in a
+    save, but only the chief's is kept: the others write into a temporary
+    directory that is removed after each save (TensorFlow's multi-worker
+    guide), and every worker restores from the chief's."""
+
+    def __init__(self, logdir: str, objects: dict, max_to_keep: int, chief: bool):
+        self.directory = os.path.join(logdir, rundir.CHECKPOINT_DIR)
+        self._temp = None if chief else tempfile.mkdtemp(prefix="mel_tf_worker_")
+        self.manager = rundir.checkpoint_manager(logdir, max_to_keep, directory=self._temp,
+                                                 **objects)
+        self.restored = None
+
+    def restore(self) -> Optional[str]:
+        """Restores the chief's latest checkpoint; returns its path, or None."""
+        latest = tf.train.latest_checkpoint(self.directory)
+        if latest:
+            self.manager.checkpoint.restore(latest).assert_existing_objects_matched()
+            self.restored = latest
+        return latest
+
+    def save(self, step: int) -> str:
+        path = rundir.save_checkpoint(self.manager, step)
+        if self._temp is not None:
+            shutil.rmtree(self._temp, ignore_errors=True)
+            path = os.path.join(self.directory, os.path.basename(path))
+        return path
+
+    def close(self):
+        if self._temp is not None:
+            shutil.rmtree(self._temp, ignore_errors=True)
+
+
 def _make_step_fn(model: ProGAN, strategy, xla: bool):
     """The step for the model's current stage, traced once for the stage."""
     if strategy.num_replicas_in_sync == 1:
@@ -297,26 +318,29 @@ def train(net_cfg: NetworkConfig, train_cfg: TrainConfig, image_set, logdir: str
           strategy: Optional[tf.distribute.Strategy] = None,
           options: Optional[LoopOptions] = None,
           metrics_fn: Optional[Callable] = None,
-          flags_text: Optional[str] = None) -> dict:
+          records: Optional[rundir.Records] = None) -> dict:
     """Trains (or resumes) the run in `logdir` through the whole schedule.
 
     image_set: gives `images(resolution)` -> uint8 [N, R, R, 3].
     metrics_fn(generator_ema, resolution) -> {name: float}: evaluated at the
     end of every phase (and every `metrics_every_images`), written to TensorBoard.
+    records: flags.txt, dataset.json and whether the settings may change on
+    resume (`rundir.prepare`); nothing is written if the start is refused.
     Returns {"images_shown", "step", "stopped" (signal name or None), "done"}.
     """
-    from mel_tf import data as data_lib, rundir
+    from mel_tf import data as data_lib
     from mel_tf.images import image_grid, save_png
 
     options = options or LoopOptions()
     strategy = strategy or tf.distribute.get_strategy()
-    resumed = rundir.prepare(logdir, net_cfg, train_cfg)
     schedule = schedule_for(net_cfg, train_cfg)
     for phase in schedule.phases:
         if phase.batch_size % strategy.num_replicas_in_sync:
             raise ValueError(f"batch size {phase.batch_size} at {phase.resolution}x"
                              f"{phase.resolution} does not split over "
                              f"{strategy.num_replicas_in_sync} replicas")
+    chief = rundir.is_chief(strategy)
+    resumed = rundir.prepare(logdir, net_cfg, train_cfg, records, write=chief)
 
     with strategy.scope():
         model = ProGAN(net_cfg, train_cfg)
@@ -326,19 +350,18 @@ def train(net_cfg: NetworkConfig, train_cfg: TrainConfig, image_set, logdir: str
                    d_optimizer=model.d_optimizer, state=state)
     if model.adaptive is not None:
         objects["augment"] = model.adaptive
-    manager = rundir.checkpoint_manager(logdir, options.max_to_keep, **objects)
-    if manager.latest_checkpoint:
-        manager.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    checkpoints = _Checkpoints(logdir, objects, options.max_to_keep, chief)
+    if checkpoints.restore():
         log.info("Resuming %s from %s: %d images shown, step %d", logdir,
-                 os.path.basename(manager.latest_checkpoint), int(state.images_shown.numpy()),
+                 os.path.basename(checkpoints.restored), int(state.images_shown.numpy()),
                  int(state.step.numpy()))
     elif resumed:
         log.info("%s has a configuration but no checkpoint: starting from the beginning", logdir)
 
-    writer = tf.summary.create_file_writer(logdir)
-    if flags_text and not manager.latest_checkpoint:
+    writer = tf.summary.create_file_writer(logdir) if chief else tf.summary.create_noop_writer()
+    if records and records.flags_text and not checkpoints.restored:
         with writer.as_default():
-            tf.summary.text("flags", flags_text, step=0)
+            tf.summary.text("flags", records.flags_text, step=0)
     fixed_z = np.random.default_rng([train_cfg.seed, 2**31]).standard_normal(
         (options.grid_size, net_cfg.latent_dim), dtype=np.float32)
 
@@ -348,19 +371,21 @@ def train(net_cfg: NetworkConfig, train_cfg: TrainConfig, image_set, logdir: str
     def save(reason):
         state.images_shown.assign(images_shown)
         state.step.assign(step)
-        path = manager.save(checkpoint_number=step)
+        path = checkpoints.save(step)
         log.info("Checkpoint %s (%s)", os.path.basename(path), reason)
 
     def write_samples(resolution):
         fakes = network_to_uint8(model.generator_ema(fixed_z, training=False), net_cfg).numpy()
         grid = image_grid(fakes, min_cell=64)
+        if not chief:
+            return
         save_png(os.path.join(logdir, rundir.SAMPLES_DIR,
                               f"{images_shown:09d}_{resolution}x{resolution}.png"), grid)
         with writer.as_default():
             tf.summary.image("samples", grid[None], step=images_shown)
 
     def write_metrics(resolution):
-        if metrics_fn is None:
+        if metrics_fn is None or not chief:
             return
         values = metrics_fn(model.generator_ema, resolution)
         if not values:
@@ -371,7 +396,7 @@ def train(net_cfg: NetworkConfig, train_cfg: TrainConfig, image_set, logdir: str
         log.info("Metrics at %d images (%dx%d): %s", images_shown, resolution, resolution,
                  ", ".join(f"{k} {v:.4g}" for k, v in values.items()))
 
-    progress = _Progress(schedule.total_images, options.progress)
+    progress = _Progress(schedule.total_images, options.progress and chief)
     stopped = None
     with _StopRequests() as stop:
         while images_shown < schedule.total_images and stopped is None:
@@ -406,7 +431,7 @@ def train(net_cfg: NetworkConfig, train_cfg: TrainConfig, image_set, logdir: str
                     bad = ", ".join(f"{k}={v}" for k, v in out.items() if not math.isfinite(v))
                     raise TrainingDiverged(
                         f"non-finite loss at step {step} ({images_shown} images, {phase.name}): "
-                        f"{bad}; the last good checkpoint is kept in {manager.directory}")
+                        f"{bad}; the last good checkpoint is kept in {checkpoints.directory}")
                 step += 1
                 images_shown += batch
                 n_window += batch
@@ -449,6 +474,7 @@ def train(net_cfg: NetworkConfig, train_cfg: TrainConfig, image_set, logdir: str
                 if crossed(options.checkpoint_every_images):
                     save("periodic")
     progress.close()
+    checkpoints.close()
     writer.flush()
     done = images_shown >= schedule.total_images
     if stopped:

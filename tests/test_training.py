@@ -97,7 +97,8 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
         progress=False, sample_every_images=0, checkpoint_every_images=0, stop_after_steps=3))
     good = rundir.latest_checkpoint(logdir)
     with pytest.raises(TrainingDiverged, match="non-finite loss at step 3"):
-        train(net, tc.replace(gp_weight=float("nan")), images, logdir, options=QUIET)
+        train(net, tc.replace(gp_weight=float("nan")), images, logdir, options=QUIET,
+              records=rundir.Records(allow_config_change=True))
     assert rundir.latest_checkpoint(logdir) == good
 
 
@@ -105,10 +106,18 @@ def test_a_run_directory_with_other_architecture_is_refused(tmp_path):
     net, tc = tiny_run()
     rundir.prepare(str(tmp_path), net, tc)
     with pytest.raises(rundir.RunDirError, match="other architecture settings.*width"):
-        rundir.prepare(str(tmp_path), net.replace(width=0.5), tc)
-    # Training settings and the dtype policy may change on resume.
+        rundir.prepare(str(tmp_path), net.replace(width=0.5), tc,
+                       rundir.Records(allow_config_change=True))
+    # How the step runs (precision, XLA) may change on resume.
     assert rundir.prepare(str(tmp_path), net.replace(dtype_policy="mixed_bfloat16"),
-                          tc.replace(learning_rate=1e-4))
+                          tc.replace(xla=True))
+    # What it computes only when asked, and then it is recorded.
+    with pytest.raises(rundir.RunDirError, match=r"train.learning_rate: 0.0005 -> 0.0001"):
+        rundir.prepare(str(tmp_path), net, tc.replace(learning_rate=1e-4))
+    assert rundir.prepare(str(tmp_path), net, tc.replace(learning_rate=1e-4),
+                          rundir.Records(allow_config_change=True))
+    assert "train.learning_rate: 0.0005 -> 0.0001" in (tmp_path / "changes.log").read_text()
+    assert rundir.read_config(str(tmp_path))[1].learning_rate == 1e-4
 
 
 def test_xla_and_bfloat16_steps_agree_with_float32():

@@ -1,6 +1,6 @@
 """LiteRT (XNNPACK, one thread) timings of the exported generator's op choices.
 
-    python benchmarks/litert_ops_bench.py --out=FILE.json
+    python research/litert_ops_bench.py --out=FILE.json
 
 Each case is a small float32 .tflite converted from TensorFlow ops; the
 variants of a case are loaded in one process and timed interleaved, so that a
@@ -10,7 +10,7 @@ shared machine's drift hits them alike. Cases, at the seed preset's shapes:
   convolution with a [C, C] matrix of 1/C (`PixelNorm(mean_by_conv=True)`), at
   every generator resolution; this sets networks.LITERT_NARROW_CHANNELS.
 - upsample_conv: the fused upsample-conv (2x2 convolution over four phases)
-  with its outputs laid out as before 2026-11-27 (each phase cut out of the
+  with its outputs laid out the earlier way (each phase cut out of the
   convolution's output by a channel slice, then concat and depth_to_space)
   against the layout now in `EqualizedConv2D` (depth_to_space, then a crop of
   one pixel per side). Without the bias: this path converts the bias to a
@@ -38,7 +38,7 @@ import tempfile
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))    # machine.py
 
 from absl import app, flags, logging  # noqa: E402
 
@@ -67,7 +67,7 @@ def upsample_conv_cases():
     from mel_tf.layers import EqualizedConv2D, _edge_pad1
 
     def phase_slices(layer):
-        """The session-2 layout: phase (a, b) at y[i + a, j + b], cut out per phase."""
+        """The earlier layout: phase (a, b) at y[i + a, j + b], cut out per phase."""
         def call(x):
             h, w, f = x.shape[1], x.shape[2], layer.filters
             k = tf.concat([k for rows in _old_phases(layer._scaled_kernel(), 0)

@@ -1,6 +1,6 @@
 """A/B of the generator's fused upsample-conv against upsample-then-conv.
 
-    python benchmarks/fused_upsample_ab.py --resolutions=16,64,256 --out=FILE.json
+    python research/fused_upsample_ab.py --resolutions=16,64,256 --out=FILE.json
 
 Both variants live in one process and are timed interleaved (A, B, A, B, ...),
 so that the drift of a shared machine hits both alike; separate-process
@@ -26,7 +26,7 @@ from absl import app, flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))    # machine.py
 
 from machine import emit_json, interleaved, machine_info  # noqa: E402
 

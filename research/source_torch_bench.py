@@ -4,13 +4,13 @@ Needs PyTorch, which is NOT a dependency of mel_tf:
 
     pip install torch==2.13.0
 
-    python benchmarks/source_torch_bench.py --resolutions=4,8,16,32,64,128,256 \
+    python research/source_torch_bench.py --resolutions=4,8,16,32,64,128,256 \
         --iterations=10 --out=FILE.json
 
-REFERENCE.md section 4 gives the source's timings, but measured on another
-machine; this script re-implements the source's networks and training
-iteration as REFERENCE.md section 1 describes them (NCHW, as the source) so
-that mel_tf can be compared with it side by side on the same CPU.
+The source (the "Mel Icon Generator v2" PyTorch code, zassou65535/image_generator_2)
+was timed on another machine; this script re-implements its networks and
+training iteration (NCHW, as the source) so that mel_tf can be compared with it
+side by side on the same CPU.
 
 Networks (seed architecture):
 - Generator: z ~ N(0, I), 8192 dims reshaped to 512x4x4 (no dense, no pixel norm
@@ -31,7 +31,7 @@ G step (-E[D(G(z))], Adam), then D step (E[D(fake)] - E[D(real)]
 separate calls, GP through torch.autograd.grad(create_graph=True)), then the
 generator EMA update. Adam lr 5e-4, betas (0, 0.99) for both networks.
 
-Timing protocol (REFERENCE.md section 4): torch.set_num_threads(2); per
+Timing protocol (as the source was timed): torch.set_num_threads(2); per
 resolution, networks holding only the stages that resolution needs, 3 warm-up
 iterations, then the median (and min) of N timed iterations. Also the
 generator forward at 256x256, batch 1, eval mode (median of 20 after warm-up).
@@ -49,7 +49,9 @@ import statistics
 import sys
 import time
 
-from machine import machine_info
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "benchmarks"))    # machine.py
+from machine import machine_info  # noqa: E402
 
 RESOLUTIONS = (4, 8, 16, 32, 64, 128, 256)
 LATENT_DIM = 8192
@@ -63,7 +65,7 @@ D_FROM_RGB = {256: 4, 128: 8, 64: 16, 32: 32, 16: 64, 8: 128, 4: 256}
 EXPECTED_G_PARAMS = 2_361_713
 EXPECTED_D_PARAMS = 6_562_497
 
-# The source's own code, REFERENCE.md section 4 (another machine), s/iteration.
+# The source's own code timed on another, faster 2-core machine, s/iteration.
 REFERENCE_SEC_PER_ITER = {4: 0.137, 8: 0.255, 16: 0.364, 32: 0.501, 64: 0.731, 128: 1.112, 256: 2.469}
 REFERENCE_GEN_FORWARD_MS = 9.9
 
@@ -290,7 +292,7 @@ def main(argv=None):
     g_params, d_params = count(Generator(256)), count(Discriminator(256))
     assert g_params == EXPECTED_G_PARAMS, (g_params, EXPECTED_G_PARAMS)
     assert d_params == EXPECTED_D_PARAMS, (d_params, EXPECTED_D_PARAMS)
-    print(f"parameters at 256: G {g_params:,}  D {d_params:,}  (match REFERENCE.md)", flush=True)
+    print(f"parameters at 256: G {g_params:,}  D {d_params:,}  (the source's)", flush=True)
 
     resolutions = [int(r) for r in args.resolutions.split(",") if r]
     load_before = os.getloadavg()
@@ -301,10 +303,10 @@ def main(argv=None):
         res = time_resolution(torch, Generator, Discriminator, r, args)
         ref = REFERENCE_SEC_PER_ITER[r]
         print(f"{r:4d}x{r:<4d} {res['sec_per_iter']:.4f} s/iter (min {res['min_sec_per_iter']:.4f}); "
-              f"REFERENCE.md {ref:.3f} (x{res['sec_per_iter'] / ref:.2f})", flush=True)
+              f"source on the other machine {ref:.3f} (x{res['sec_per_iter'] / ref:.2f})", flush=True)
         results.append(res)
     fwd_ms = time_generator_forward(torch, Generator, args)
-    print(f"generator forward 256x256 batch 1: {fwd_ms:.2f} ms; REFERENCE.md {REFERENCE_GEN_FORWARD_MS} ms",
+    print(f"generator forward 256x256 batch 1: {fwd_ms:.2f} ms; source on the other machine {REFERENCE_GEN_FORWARD_MS} ms",
           flush=True)
 
     out = {

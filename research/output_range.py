@@ -1,6 +1,6 @@
 """Can a run's generator reach the data's colours? Logits and saturated pixels.
 
-    python benchmarks/output_range.py --logdir=RUN [--resolution=R] --out=FILE.json
+    python research/output_range.py --logdir=RUN [--resolution=R] --out=FILE.json
 
 For a run of the seed preset (sigmoid output, data in [0, 1]): the EMA
 generator's pre-sigmoid outputs (the "logits") on 256 latents, and the share of
@@ -21,8 +21,9 @@ import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))    # machine.py
 
 from absl import app, flags  # noqa: E402
 

@@ -1,6 +1,6 @@
 """Small-data quality study: does differentiable augmentation help on a few hundred icons?
 
-    python benchmarks/augment_study.py --resolution=32 --out=docs/augment_study
+    python research/augment_study.py --resolution=32 --out=docs/augment_study
 
 Trains one run per (preset, augmentation) on the built-in dataset with the
 same image budget, schedule and seed (every resolution gets a fade and a

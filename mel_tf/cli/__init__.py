@@ -1,0 +1,41 @@
+"""The command-line programs (absl flags live here and nowhere else in the package).
+
+    mel-train     mel_tf.cli.train       (python train.py)
+    mel-export    mel_tf.cli.export      (python export.py)
+    mel-generate  mel_tf.generate        (python -m mel_tf.generate)
+    mel-evaluate  mel_tf.cli.evaluate    (python evaluate.py)
+
+The console scripts are declared in setup.py; the top-level scripts are thin wrappers.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable, List, Optional
+
+
+def run_app(main: Callable, module, argv: Optional[List[str]] = None) -> None:
+    """absl's app.run for a program whose flags live in `module`, not in __main__.
+
+    `--help` lists the main module's key flags and prints its docstring; the
+    main module is a thin wrapper (train.py) or a console-script stub, so this
+    makes `module`'s flags and docstring the ones shown.
+    """
+    from absl import app, flags
+
+    argv = list(sys.argv if argv is None else argv)
+    for flag in flags.FLAGS.get_flags_for_module(module.__name__):
+        flags.FLAGS.register_key_flag_for_module(argv[0], flag)
+    main_module = sys.modules.get("__main__")
+    if main_module is not None:
+        main_module.__doc__ = module.__doc__
+    app.run(main, argv=argv)
+
+
+def one_line(e: BaseException) -> str:
+    """An exception as one line for `program: error: ...` (never a traceback)."""
+    if isinstance(e, OSError) and e.strerror:
+        text = e.strerror + (f": {e.filename}" if e.filename else "")
+    else:
+        text = str(e) or type(e).__name__
+    return " ".join(text.split())

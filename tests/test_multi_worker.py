@@ -1,0 +1,92 @@
+"""MultiWorkerMirroredStrategy: two worker processes on 127.0.0.1, one run directory."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+
+from conftest import REPO
+
+WORKER_SCRIPT = textwrap.dedent("""
+    import json, sys, numpy as np, tensorflow as tf
+    sys.path.insert(0, {root!r})
+    from mel_tf.config import LoopOptions, TrainConfig, preset
+    from mel_tf.data import ImageSet, LoadReport
+    from mel_tf.training import train
+    logdir, out, stop = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    rng = np.random.default_rng(0)
+    images = ImageSet([rng.integers(0, 256, (8, 8, 3), dtype=np.uint8) for _ in range(16)],
+                      LoadReport("synthetic", 16))
+    # MiniBatchStd groups of 2 lie inside each worker's half of a batch of 4.
+    net = preset("seed", 8, width=1 / 64, mbstd_group_size=2)
+    tc = TrainConfig(fade_images=16, stable_images=16, batch_size=4, xla=False)
+    opts = LoopOptions(progress=False, sample_every_images=8, checkpoint_every_images=0,
+                       stop_after_steps=stop or None)
+    strategy = (tf.distribute.MultiWorkerMirroredStrategy() if "TF_CONFIG" in __import__("os").environ
+                else tf.distribute.get_strategy())
+    result = train(net, tc, images, logdir, strategy=strategy, options=opts)
+    np.savez(out, step=result["step"], *[w.numpy() for w in
+             result["model"].generator.weights + result["model"].discriminator.weights])
+""")
+
+
+def _free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def _run_workers(script, logdir, tmp_path, tag, stop):
+    ports = _free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    procs = []
+    for index in range(2):
+        env = dict(os.environ, TMPDIR=str(tmp_path / "tmp"), TF_CONFIG=json.dumps(
+            {"cluster": cluster, "task": {"type": "worker", "index": index}}))
+        procs.append(subprocess.Popen(
+            [sys.executable, str(script), str(logdir), str(tmp_path / f"{tag}{index}.npz"),
+             str(stop)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    for proc in procs:
+        _, err = proc.communicate(timeout=400)
+        assert proc.returncode == 0, err[-4000:]
+    return [np.load(tmp_path / f"{tag}{index}.npz") for index in range(2)]
+
+
+def test_two_workers_write_one_run_directory_that_resumes(tmp_path):
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER_SCRIPT.format(root=REPO))
+    logdir = tmp_path / "run"
+    (tmp_path / "tmp").mkdir()
+    # Stopped after 5 steps (inside the 8x8 fade), then resumed to the end: 12 steps.
+    _run_workers(script, logdir, tmp_path, "part", stop=5)
+    # The end of the 4x4 phase (step 4) and the stop (step 5): the chief's only.
+    assert sorted(os.listdir(logdir / "checkpoints")) == [
+        "checkpoint", "ckpt-4.data-00000-of-00001", "ckpt-4.index",
+        "ckpt-5.data-00000-of-00001", "ckpt-5.index"]
+    workers = _run_workers(script, logdir, tmp_path, "rest", stop=0)
+    # Only the chief wrote: one events file per start, its checkpoints, its samples.
+    names = sorted(os.listdir(logdir))
+    assert [n for n in names if not n.startswith("events.out")] == [
+        "checkpoints", "config.json", "samples"], names
+    assert len([n for n in names if n.startswith("events.out")]) == 2
+    assert len(os.listdir(logdir / "samples")) == 48 // 8
+    # The other worker's checkpoints went to a temporary directory, since removed.
+    assert not [d for d in os.listdir(tmp_path / "tmp") if d.startswith("mel_tf_worker_")]
+    # Both workers hold the same weights, those of one device trained without a stop.
+    subprocess.run([sys.executable, str(script), str(tmp_path / "one"),
+                    str(tmp_path / "one.npz"), "0"], check=True, capture_output=True,
+                   timeout=300)
+    one = np.load(tmp_path / "one.npz")
+    assert int(workers[0]["step"]) == int(workers[1]["step"]) == int(one["step"]) == 12
+    keys = [k for k in one.files if k != "step"]
+    for key in keys:
+        np.testing.assert_array_equal(workers[0][key], workers[1][key])
+        np.testing.assert_allclose(workers[0][key], one[key], rtol=1e-4, atol=1e-4)
