@@ -4,7 +4,12 @@
     python export.py --logdir=runs/faces --out=exports/faces --tflite --quantize=float16,int8
 
 writes exports/faces/saved_model/, generator.tflite (float32), generator_float16.tflite,
-generator_int8.tflite and a JSON beside each (see mel_tf/export.py). The stage exported is
+generator_int8.tflite and a JSON beside each (see mel_tf/export.py). With --web it also
+writes exports/faces/web/, a static page that makes icons in the browser with LiteRT.js:
+
+    python export.py --web && python -m http.server -d runs/demo/export/web
+
+(--web needs the LiteRT.js npm packages: `npm ci` in the checkout.) The stage exported is
 the highest completed resolution unless --resolution says otherwise; a stage still fading
 in needs --allow_partial_fade. A non-empty --out is refused unless --overwrite, which
 replaces only an earlier export's files. Errors are one line on stderr, exit status 1.
@@ -23,6 +28,8 @@ from mel_tf.export import QUANTIZE_MODES, ExportError, export_generator
 flags.DEFINE_string("logdir", "runs/demo", "Run directory to export (default: the demo's).")
 flags.DEFINE_string("out", None, "Output folder (default: LOGDIR/export).")
 flags.DEFINE_bool("tflite", False, "Also write LiteRT models (.tflite).")
+flags.DEFINE_bool("web", False, "Also write OUT/web/: a static page generating icons in the "
+                  "browser with LiteRT.js (needs `npm ci` in the checkout).")
 flags.DEFINE_list("quantize", ["none"], f"Comma list of {', '.join(QUANTIZE_MODES)}: "
                   "quantized .tflite variants besides the float32 one (implies --tflite).")
 flags.DEFINE_integer("resolution", None, "Stage to export (default: highest completed).")
@@ -42,7 +49,7 @@ def main(argv):
             FLAGS.logdir, FLAGS.out or os.path.join(FLAGS.logdir, "export"), tflite=FLAGS.tflite, quantize=FLAGS.quantize,
             resolution=FLAGS.resolution, allow_partial_fade=FLAGS.allow_partial_fade,
             validate=FLAGS.validate, overwrite=FLAGS.overwrite,
-            dataset_credit=FLAGS.dataset_credit, log=logging.info)
+            dataset_credit=FLAGS.dataset_credit, web=FLAGS.web, log=logging.info)
     except ExportError as e:
         message = " ".join(str(e).split())
         print(f"export: error: {message}", file=sys.stderr)
@@ -54,6 +61,9 @@ def main(argv):
         quality = "" if psnr is None else (
             ", identical to float32" if psnr == float("inf") else f", PSNR {psnr:.1f} dB")
         print(f"  {os.path.basename(entry['path'])}: {entry['bytes'] / 1e6:.2f} MB{quality}")
+    if "web" in summary:
+        print(f"  web page: {summary['web']['path']} (serve it: python -m http.server -d "
+              f"{summary['web']['path']})")
 
 
 if __name__ == "__main__":
