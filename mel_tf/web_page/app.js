@@ -246,18 +246,24 @@ async function start() {
 const page = {
   firstIconMs: null,
   whenIdle,
-  // Milliseconds per icon, median of `calls` model calls (after `warmup`).
+  // Medians over `calls` (after `warmup`): milliseconds of one model call
+  // (input tensor, run, read-back) and of one seed's latent vector.
   async timeIcon(calls = 30, warmup = 5) {
     await whenIdle();
-    const z = latentsForSeed(0n, 1, meta.latent_dim);
-    const times = [];
+    const median = (xs) => xs.sort((x, y) => x - y)[Math.floor(xs.length / 2)];
+    const runs = [], latents = [];
     for (let i = 0; i < warmup + calls; i++) {
       const t0 = performance.now();
+      const z = latentsForSeed(BigInt(i), 1, meta.latent_dim);
+      const t1 = performance.now();
       await iconFor(z);
-      if (i >= warmup) times.push(performance.now() - t0);
+      const t2 = performance.now();
+      if (i >= warmup) {
+        latents.push(t1 - t0);
+        runs.push(t2 - t1);
+      }
     }
-    times.sort((x, y) => x - y);
-    return times[Math.floor(times.length / 2)];
+    return { iconMs: median(runs), latentsMs: median(latents) };
   },
 };
 window.melTfPage = page;

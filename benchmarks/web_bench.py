@@ -1,0 +1,194 @@
+"""Time the page written by `export.py --web` in headless Chromium.
+
+    python benchmarks/web_bench.py --out=benchmarks/results/web_bench_DATE.json
+
+For each resolution, builds a finished run of an untrained generator (the seed
+preset, full width by default: the weights' values do not change the time),
+exports it with --web, serves the page on 127.0.0.1 and measures:
+
+* first_icon_ms: navigation start to the first icon drawn (fetching the page,
+  LiteRT.js and the model, compiling the WebAssembly and the model, one call),
+  each load in a fresh browser context (empty cache); median of --loads;
+* browser_ms_per_icon: one model call in the page (input tensor, run,
+  read-back), median of --reps after --warmup; latents_ms: the page's seed ->
+  z for one icon (BigInt SplitMix64 and Box-Muller);
+* python_ms_per_icon: the same .tflite file with Python's ai-edge-litert,
+  one thread (generate_bench.py's worker, a fresh process), batch 1;
+* download: the files the page fetched, in bytes as stored (what
+  `python -m http.server` and hosts without compression send) and gzipped
+  (level 6, what a host that compresses sends; the .tflite and .wasm dominate).
+
+Needs what tests/test_web.py needs: Chromium, playwright, `npm ci`.
+"""
+
+import datetime
+import functools
+import gzip
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import urllib.parse
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import app, flags
+
+from machine import emit_json, machine_info
+
+flags.DEFINE_string("out", None, "JSON file for the results.")
+flags.DEFINE_string("preset", "seed", "Network preset.")
+flags.DEFINE_list("resolutions", ["64", "256"], "Icon resolutions to export and time.")
+flags.DEFINE_float("width", 1.0, "Channel width multiplier.")
+flags.DEFINE_integer("reps", 30, "Timed calls per measurement.")
+flags.DEFINE_integer("warmup", 5, "Untimed calls first.")
+flags.DEFINE_integer("loads", 3, "Page loads timed (fresh browser context each).")
+flags.DEFINE_string("chromium", None, "Chromium binary (default: chromium on PATH).")
+flags.DEFINE_string("work_dir", None, "Keep the runs and exports here (default: a temp dir).")
+FLAGS = flags.FLAGS
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def main(argv):
+    del argv
+    chromium = FLAGS.chromium or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not chromium:
+        raise app.UsageError("Chromium not found: apt-get install chromium, or --chromium=PATH")
+    load_before = os.getloadavg()
+    work = FLAGS.work_dir or tempfile.mkdtemp(prefix="web_bench-")
+    results = []
+    try:
+        for resolution in map(int, FLAGS.resolutions):
+            web_dir, model_info = export_page(work, resolution)
+            python = python_timing(os.path.join(web_dir, "generator_batch1.tflite"))
+            browser = browser_timing(web_dir, chromium)
+            results.append(dict(model_info, **browser, python_ms_per_icon=python["median_ms"],
+                                python_ms_min=python["min_ms"], python_threads=1))
+            print(f"{resolution}x{resolution}: first icon {browser['first_icon_ms']:.0f} ms, "
+                  f"browser {browser['browser_ms_per_icon']:.2f} ms/icon, Python LiteRT "
+                  f"{python['median_ms']:.2f} ms/icon, download "
+                  f"{browser['download']['bytes'] / 1e6:.2f} MB raw / "
+                  f"{browser['download']['gzip_bytes'] / 1e6:.2f} MB gzip", flush=True)
+    finally:
+        if not FLAGS.work_dir:
+            shutil.rmtree(work, ignore_errors=True)
+    report = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": dict(machine_info(("tensorflow-cpu", "tensorflow", "keras", "ai-edge-litert",
+                                      "playwright"), load_before),
+                        chromium=_chromium_version(chromium)),
+        "reps": FLAGS.reps, "warmup": FLAGS.warmup, "loads": FLAGS.loads,
+        "results": results,
+    }
+    emit_json(report, FLAGS.out)
+
+
+def export_page(work, resolution):
+    """A finished run of an untrained generator at `resolution`, exported with web."""
+    import keras
+
+    from mel_tf import rundir
+    from mel_tf.config import TrainConfig, preset
+    from mel_tf.export import export_generator
+    from mel_tf.networks import Generator
+    from mel_tf.schedule import schedule_for
+
+    net_cfg = preset(FLAGS.preset, resolution=resolution, width=FLAGS.width)
+    train_cfg = TrainConfig()
+    run = os.path.join(work, f"run_{resolution}")
+    rundir.prepare(run, net_cfg, train_cfg)
+    keras.utils.set_random_seed(0)
+    generator = Generator(net_cfg, name="generator_ema")
+    state = rundir.RunState()
+    state.images_shown.assign(schedule_for(net_cfg, train_cfg).total_images)
+    rundir.checkpoint_manager(run, generator_ema=generator, state=state).save()
+    out = os.path.join(work, f"export_{resolution}")
+    summary = export_generator(run, out, web=True, overwrite=True,
+                               dataset_credit="untrained (benchmark)", log=print)
+    return summary["web"]["path"], {
+        "preset": FLAGS.preset, "resolution": resolution, "width": FLAGS.width,
+        "latent_dim": net_cfg.latent_dim, "weights": "untrained (random)",
+        "model_bytes": summary["web"]["bytes"]}
+
+
+def python_timing(path):
+    """generate_bench.py's one-measurement worker: ai-edge-litert, one thread, batch 1."""
+    result = subprocess.run(
+        [sys.executable, os.path.join(HERE, "generate_bench.py"), f"--worker_model={path}",
+         "--worker_threads=1", f"--reps={FLAGS.reps}", f"--warmup={FLAGS.warmup}"],
+        capture_output=True, text=True, check=True)
+    timing = json.loads(result.stdout.strip().splitlines()[-1])
+    return {k: round(v, 3) for k, v in timing.items()}
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def browser_timing(web_dir, chromium):
+    from playwright.sync_api import sync_playwright
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=web_dir))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    first_icon, timing, fetched = [], None, []
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium)
+            for load in range(FLAGS.loads):
+                context = browser.new_context()
+                page = context.new_page()
+                requests = []
+                page.on("request", lambda r: requests.append(r.url))
+                page.goto(url)
+                page.evaluate("() => window.melTfPage.ready")
+                first_icon.append(page.evaluate("() => window.melTfPage.firstIconMs"))
+                if load == 0:
+                    fetched = requests
+                    timing = page.evaluate("([n, w]) => window.melTfPage.timeIcon(n, w)",
+                                           [FLAGS.reps, FLAGS.warmup])
+                context.close()
+            browser.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    first_icon.sort()
+    return {"first_icon_ms": round(first_icon[len(first_icon) // 2], 1),
+            "first_icon_ms_all": [round(x, 1) for x in first_icon],
+            "browser_ms_per_icon": round(timing["iconMs"], 3),
+            "latents_ms": round(timing["latentsMs"], 3),
+            "download": download_size(web_dir, url, fetched)}
+
+
+def download_size(web_dir, url, requests):
+    """Bytes of the files the page fetched: as stored and gzipped (level 6)."""
+    files = []
+    for request in dict.fromkeys(requests):          # in order, once each
+        if not request.startswith(url):
+            raise RuntimeError(f"the page fetched {request}, outside {url}")
+        rel = urllib.parse.urlparse(request).path.lstrip("/") or "index.html"
+        with open(os.path.join(web_dir, rel), "rb") as f:
+            data = f.read()
+        files.append({"file": rel, "bytes": len(data),
+                      "gzip_bytes": len(gzip.compress(data, compresslevel=6))})
+    return {"bytes": sum(f["bytes"] for f in files),
+            "gzip_bytes": sum(f["gzip_bytes"] for f in files), "files": files}
+
+
+def _chromium_version(chromium):
+    try:
+        return subprocess.run([chromium, "--version"], capture_output=True, text=True,
+                              timeout=60).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+if __name__ == "__main__":
+    app.run(main)
