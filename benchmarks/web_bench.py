@@ -10,7 +10,7 @@ exports it with --web, serves the page on 127.0.0.1 and measures:
   LiteRT.js and the model, compiling the WebAssembly and the model, one call),
   each load in a fresh browser context (empty cache); median of --loads;
 * browser_ms_per_icon: one model call in the page (input tensor, run,
-  read-back), median of --reps after --warmup; latents_ms: the page's seed ->
+  read-back), median of --reps after --warmup calls and --warmup_s; latents_ms: the page's seed ->
   z for one icon (BigInt SplitMix64 and Box-Muller);
 * python_ms_per_icon: the same .tflite file with Python's ai-edge-litert,
   one thread (generate_bench.py's worker, a fresh process), batch 1;
@@ -47,6 +47,8 @@ flags.DEFINE_list("resolutions", ["64", "256"], "Icon resolutions to export and 
 flags.DEFINE_float("width", 1.0, "Channel width multiplier.")
 flags.DEFINE_integer("reps", 30, "Timed calls per measurement.")
 flags.DEFINE_integer("warmup", 5, "Untimed calls first.")
+flags.DEFINE_float("warmup_s", 3.0, "Untimed calls in the browser for at least this long "
+                   "(V8 replaces its baseline WebAssembly code with optimised code meanwhile).")
 flags.DEFINE_integer("loads", 3, "Page loads timed (fresh browser context each).")
 flags.DEFINE_string("chromium", None, "Chromium binary (default: chromium on PATH).")
 flags.DEFINE_string("work_dir", None, "Keep the runs and exports here (default: a temp dir).")
@@ -83,7 +85,8 @@ def main(argv):
         "machine": dict(machine_info(("tensorflow-cpu", "tensorflow", "keras", "ai-edge-litert",
                                       "playwright"), load_before),
                         chromium=_chromium_version(chromium)),
-        "reps": FLAGS.reps, "warmup": FLAGS.warmup, "loads": FLAGS.loads,
+        "reps": FLAGS.reps, "warmup": FLAGS.warmup, "warmup_s": FLAGS.warmup_s,
+        "loads": FLAGS.loads,
         "results": results,
     }
     emit_json(report, FLAGS.out)
@@ -152,8 +155,9 @@ def browser_timing(web_dir, chromium):
                 first_icon.append(page.evaluate("() => window.melTfPage.firstIconMs"))
                 if load == 0:
                     fetched = requests
-                    timing = page.evaluate("([n, w]) => window.melTfPage.timeIcon(n, w)",
-                                           [FLAGS.reps, FLAGS.warmup])
+                    timing = page.evaluate(
+                        "([n, w, ms]) => window.melTfPage.timeIcon(n, w, ms)",
+                        [FLAGS.reps, FLAGS.warmup, 1000 * FLAGS.warmup_s])
                 context.close()
             browser.close()
     finally:
