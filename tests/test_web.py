@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import PAST_16X16_FADE, REPO, make_run_dir
-from mel_tf import web
+from conftest import IN_4X4_STABLE, PAST_16X16_FADE, REPO, make_run_dir
+from mel_tf import export, web
 from mel_tf.export import ExportError, export_generator
 from mel_tf.generate import interpolate_latents, latents_for_seed, load_model
 
@@ -74,6 +74,33 @@ def test_missing_runtime_is_one_line_error_and_writes_nothing(tmp_path, monkeypa
     assert len(errors) == 1 and "npm ci" in errors[0] and "Traceback" not in result.stderr
     assert not (tmp_path / "exports").exists()
     assert [n for n in os.listdir(tmp_path) if n.startswith(".")] == []
+
+
+@pytest.mark.parametrize("images_shown,message", [(None, "does not exist"),
+                                                   (IN_4X4_STABLE, "not finished a stage")])
+def test_unexportable_run_with_web_is_the_usual_error(tmp_path, images_shown, message):
+    _require_litertjs()
+    logdir = tmp_path / "run"
+    if images_shown is not None:
+        make_run_dir(logdir, images_shown)
+    with pytest.raises(ExportError, match=message) as info:
+        export_generator(str(logdir), str(tmp_path / "out"), web=True)
+    assert "\n" not in str(info.value)
+    assert sorted(os.listdir(tmp_path)) == (["run"] if images_shown is not None else [])
+
+
+def test_failed_batch1_validation_leaves_nothing(tmp_path, monkeypatch, make_run):
+    _require_litertjs()
+    logdir = make_run()
+    real = export.run_tflite
+
+    def corrupt_batch1(path, z, **kwargs):
+        icons = real(path, z, **kwargs)
+        return 255 - icons if path.endswith(web.MODEL_STEM + ".tflite") else icons
+    monkeypatch.setattr(export, "run_tflite", corrupt_batch1)
+    with pytest.raises(ExportError, match="batch-1 .tflite differs"):
+        export_generator(logdir, str(tmp_path / "out"), tflite=True, web=True)
+    assert sorted(os.listdir(tmp_path)) == ["run"]
 
 
 def test_wrong_runtime_version_is_refused(tmp_path, monkeypatch):
