@@ -14,6 +14,8 @@ exports it with --web, serves the page on 127.0.0.1 and measures:
   z for one icon (BigInt SplitMix64 and Box-Muller);
 * python_ms_per_icon: the same .tflite file with Python's ai-edge-litert,
   one thread (generate_bench.py's worker, a fresh process), batch 1;
+* max_abs_diff_vs_python: the page's icons of seeds 0-3 against Python's
+  ai-edge-litert on the same file, in levels of 255 (0: byte for byte);
 * download: the files the page fetched, in bytes as stored (what
   `python -m http.server` and hosts without compression send) and gzipped
   (level 6, what a host that compresses sends; the .tflite and .wasm dominate).
@@ -68,8 +70,9 @@ def main(argv):
     try:
         for resolution in map(int, FLAGS.resolutions):
             web_dir, model_info = export_page(work, resolution)
-            python = python_timing(os.path.join(web_dir, "generator_batch1.tflite"))
-            browser = browser_timing(web_dir, chromium)
+            model = os.path.join(web_dir, "generator_batch1.tflite")
+            python = python_timing(model)
+            browser = browser_timing(web_dir, chromium, python_icons(model))
             results.append(dict(model_info, **browser, python_ms_per_icon=python["median_ms"],
                                 python_ms_min=python["min_ms"], python_threads=1))
             print(f"{resolution}x{resolution}: first icon {browser['first_icon_ms']:.0f} ms, "
@@ -130,12 +133,19 @@ def python_timing(path):
     return {k: round(v, 3) for k, v in timing.items()}
 
 
+def python_icons(path, seeds=(0, 1, 2, 3)):
+    """{seed: uint8 icon} from Python's ai-edge-litert, as `mel_tf.generate --seed=s --num=1`."""
+    from mel_tf.generate import generate_icons, load_model
+    model = load_model(path)
+    return {seed: generate_icons(model, seed, 1)[0] for seed in seeds}
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
 
-def browser_timing(web_dir, chromium):
+def browser_timing(web_dir, chromium, expected):
     from playwright.sync_api import sync_playwright
     server = http.server.ThreadingHTTPServer(
         ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=web_dir))
@@ -155,6 +165,7 @@ def browser_timing(web_dir, chromium):
                 first_icon.append(page.evaluate("() => window.melTfPage.firstIconMs"))
                 if load == 0:
                     fetched = requests
+                    diff = max(_page_icon_diff(page, seed, icon) for seed, icon in expected.items())
                     timing = page.evaluate(
                         "([n, w, ms]) => window.melTfPage.timeIcon(n, w, ms)",
                         [FLAGS.reps, FLAGS.warmup, 1000 * FLAGS.warmup_s])
@@ -168,7 +179,20 @@ def browser_timing(web_dir, chromium):
             "first_icon_ms_all": [round(x, 1) for x in first_icon],
             "browser_ms_per_icon": round(timing["iconMs"], 3),
             "latents_ms": round(timing["latentsMs"], 3),
+            "max_abs_diff_vs_python": diff,
             "download": download_size(web_dir, url, fetched)}
+
+
+def _page_icon_diff(page, seed, expected):
+    """Largest |page - expected| over the pixels of seed's icon, drawn by the page."""
+    import numpy as np
+    page.fill("#seed", str(seed))
+    page.click("#seed-form button[type=submit]")
+    page.evaluate("() => window.melTfPage.whenIdle()")
+    size, data = page.evaluate("""() => { const c = document.getElementById('icon');
+        return [c.width, Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)]; }""")
+    icon = np.array(data, np.uint8).reshape(size, size, 4)[..., :3]
+    return int(np.abs(icon.astype(int) - expected.astype(int)).max())
 
 
 def download_size(web_dir, url, requests):

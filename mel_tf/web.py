@@ -18,7 +18,8 @@ the float32 .tflite: through the LiteRT interpreter, against the Keras
 generator, within one level of 255 on every pixel, or nothing is written.
 
 LiteRT.js comes from npm (package.json and package-lock.json at the root of the
-checkout pin the versions; `npm ci` installs them into node_modules/). Only the
+checkout pin the versions; `npm ci` installs them into node_modules/, or
+$MEL_TF_NODE_MODULES names another node_modules folder). Only the
 files the page can load are copied: the ES modules and the two single-threaded
 WebAssembly builds (`litert_wasm_internal`, for browsers with relaxed SIMD, and
 `litert_wasm_compat_internal` for the others); a browser downloads one of them.
