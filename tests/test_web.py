@@ -142,12 +142,8 @@ def site(tmp_path_factory):
                        capture_output=True, timeout=300)
         pngs[seed] = np.asarray(Image.open(icons / "icon_0000.png").convert("RGB"))
 
-    handler = functools.partial(_QuietHandler, directory=str(out / "web"))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield {"out": out, "model": str(model), "pngs": pngs, "root": root,
-           "url": f"http://127.0.0.1:{server.server_address[1]}/"}
+    url, server = _serve(out / "web")
+    yield {"out": out, "model": str(model), "pngs": pngs, "root": root, "url": url}
     server.shutdown()
     server.server_close()
 
@@ -155,6 +151,14 @@ def site(tmp_path_factory):
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
+
+
+def _serve(folder):
+    """(url, server): `folder` served on 127.0.0.1 at a free port, from a thread."""
+    handler = functools.partial(_QuietHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}/", server
 
 
 @pytest.fixture(scope="module")
@@ -360,3 +364,24 @@ def test_phone_viewport(browser, site, request):
     assert sizes["cells"] == GRID
     np.testing.assert_array_equal(phone.canvas(), site["pngs"][0])
     phone.check_clean()
+
+
+def test_paper_preset_page_equals_python(browser, tmp_path, request):
+    # The demo's preset: a pixel-normed latent and a dense layer before the 4x4 map.
+    logdir = tmp_path / "run"
+    make_run_dir(logdir, PAST_16X16_FADE, preset_name="paper", width=1 / 32)
+    export_generator(str(logdir), str(tmp_path / "out"), web=True)
+    url, server = _serve(tmp_path / "out" / "web")
+    request.addfinalizer(server.server_close)
+    request.addfinalizer(server.shutdown)
+    paper = Page(browser, {"url": url})
+    request.addfinalizer(paper.context.close)
+    model = load_model(str(tmp_path / "out" / "web" / "generator_batch1.tflite"))
+    icons = []
+    for seed in (0, 7, 123456789):
+        paper.draw_seed(str(seed))
+        icons.append(paper.canvas())
+        np.testing.assert_array_equal(icons[-1], model(latents_for_seed(seed, 1, model.latent_dim))[0])
+    assert len({icon.tobytes() for icon in icons}) == 3
+    assert "paper" in paper.page.text_content("#meta")
+    paper.check_clean()
