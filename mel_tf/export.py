@@ -72,8 +72,8 @@ TFLITE_STEMS = {"none": "generator", "float16": "generator_float16", "int8": "ge
 QUANTIZATION_NAMES = {"none": "float32",
                       "float16": "float16 weights, float32 compute",
                       "int8": "int8 weights (dynamic range), float32 activations"}
-# Every name an export may write: with `overwrite` exactly these are replaced.
 WEB_DIR = "web"
+# Every name an export may write: with `overwrite` exactly these are replaced.
 OWN_NAMES = (SAVED_MODEL_DIR, WEB_DIR) + tuple(
     stem + ext for stem in TFLITE_STEMS.values() for ext in (".tflite", ".json"))
 # Credit line of the built-in Twemoji dataset, for runs trained on it.
@@ -156,7 +156,7 @@ def export_from_generator(generator, out_dir: str, resolution: Optional[int] = N
         {"out_dir", "resolution", "latent_dim",
          "saved_model": {"path", "bytes", "max_abs_diff"},
          "tflite": [{"path", "json", "quantize", "bytes", "max_abs_diff", "psnr_db"}, ...],
-         "web": {"path", "model", "bytes", "max_abs_diff"} (with web)}
+         "web": {"path", "model", "bytes", "max_abs_diff", "litertjs"} (with web)}
     where max_abs_diff is against the Keras generator (uint8 levels) and psnr_db
     against the float32 .tflite (inf when identical); both are None without
     `validate`.
