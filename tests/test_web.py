@@ -182,10 +182,12 @@ def browser(site):
 class Page:
     """A page of the site with every request URL, console error and page error recorded."""
 
-    def __init__(self, browser, site, **context_args):
+    def __init__(self, browser, site, init_script=None, **context_args):
         self.site = site
         self.context = browser.new_context(**context_args)
         self.page = self.context.new_page()
+        if init_script:
+            self.page.add_init_script(init_script)
         self.requests, self.errors = [], []
         self.page.on("request", lambda r: self.requests.append(r.url))
         self.page.on("console", lambda m: self.errors.append(m.text) if (
@@ -392,3 +394,27 @@ def test_paper_preset_page_equals_python(browser, tmp_path, request):
     assert len({icon.tobytes() for icon in icons}) == 3
     assert "paper" in paper.page.text_content("#meta")
     paper.check_clean()
+
+
+# LiteRT.js probes relaxed SIMD by instantiating a tiny module; failing that probe
+# makes it load its other build, as in a browser without relaxed SIMD.
+NO_RELAXED_SIMD = """
+const instantiate = WebAssembly.instantiate;
+WebAssembly.instantiate = function (source, imports) {
+  if (source instanceof Uint8Array && source.byteLength < 1000) {
+    return Promise.reject(new WebAssembly.CompileError("relaxed SIMD disabled by the test"));
+  }
+  return instantiate.call(this, source, imports);
+};
+"""
+
+
+def test_build_for_browsers_without_relaxed_simd(browser, site, request):
+    compat = Page(browser, site, init_script=NO_RELAXED_SIMD)
+    request.addfinalizer(compat.context.close)
+    wasm = sorted(u.rsplit("/", 1)[-1] for u in compat.requests if "/litert/wasm/" in u)
+    assert wasm == ["litert_wasm_compat_internal.js", "litert_wasm_compat_internal.wasm"]
+    np.testing.assert_array_equal(compat.canvas(), site["pngs"][0])
+    compat.draw_seed("7")
+    np.testing.assert_array_equal(compat.canvas(), site["pngs"][7])
+    compat.check_clean()
