@@ -14,6 +14,10 @@ exports it with --web, serves the page on 127.0.0.1 and measures:
   z for one icon (BigInt SplitMix64 and Box-Muller);
 * python_ms_per_icon: the same .tflite file with Python's ai-edge-litert,
   one thread (generate_bench.py's worker, a fresh process), batch 1;
+* paired: the page and a Python worker (generate_bench.py's --worker_serve,
+  ai-edge-litert, one thread) take turns, --pair_burst calls each, --pair_rounds
+  times, so that the shared host's drift hits both alike; the median of the
+  per-round ratios (page / Python) is the comparison to quote;
 * vs_python: the page's icons of seeds 0 .. --compare_seeds-1 against
   Python's ai-edge-litert on the same file (`mel_tf.generate --seed=s --num=1`):
   how many uint8 values differ, and by at most how many levels;
@@ -53,12 +57,15 @@ flags.DEFINE_integer("warmup", 5, "Untimed calls first.")
 flags.DEFINE_float("warmup_s", 3.0, "Untimed calls in the browser for at least this long "
                    "(V8 replaces its baseline WebAssembly code with optimised code meanwhile).")
 flags.DEFINE_integer("compare_seeds", 16, "Seeds whose icons are compared with Python's.")
+flags.DEFINE_integer("pair_rounds", 30, "Turns of the paired browser / Python timing.")
+flags.DEFINE_integer("pair_burst", 10, "Calls per turn of the paired timing.")
 flags.DEFINE_integer("loads", 3, "Page loads timed (fresh browser context each).")
 flags.DEFINE_string("chromium", None, "Chromium binary (default: chromium on PATH).")
 flags.DEFINE_string("work_dir", None, "Keep the runs and exports here (default: a temp dir).")
 FLAGS = flags.FLAGS
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+PAIR_PREFIX = "PAIR "    # generate_bench.py's worker marks its replies with this
 
 
 def main(argv):
@@ -74,10 +81,11 @@ def main(argv):
             web_dir, model_info = export_page(work, resolution)
             model = os.path.join(web_dir, "generator_batch1.tflite")
             python = python_timing(model)
-            browser = browser_timing(web_dir, chromium, python_icons(model))
+            browser = browser_timing(web_dir, chromium, python_icons(model), model)
             results.append(dict(model_info, **browser, python_ms_per_icon=python["median_ms"],
                                 python_ms_min=python["min_ms"], python_threads=1))
-            print(f"{resolution}x{resolution}: first icon {browser['first_icon_ms']:.0f} ms, "
+            print(f"{resolution}x{resolution}: paired browser / Python "
+                  f"{browser['paired']['ratio']:.2f}x, first icon {browser['first_icon_ms']:.0f} ms, "
                   f"browser {browser['browser_ms_per_icon']:.2f} ms/icon, Python LiteRT "
                   f"{python['median_ms']:.2f} ms/icon, download "
                   f"{browser['download']['bytes'] / 1e6:.2f} MB raw / "
@@ -91,6 +99,7 @@ def main(argv):
                                       "playwright"), load_before),
                         chromium=_chromium_version(chromium)),
         "reps": FLAGS.reps, "warmup": FLAGS.warmup, "warmup_s": FLAGS.warmup_s,
+        "pair_rounds": FLAGS.pair_rounds, "pair_burst": FLAGS.pair_burst,
         "loads": FLAGS.loads,
         "results": results,
     }
@@ -148,7 +157,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def browser_timing(web_dir, chromium, expected):
+def browser_timing(web_dir, chromium, expected, model):
     from playwright.sync_api import sync_playwright
     server = http.server.ThreadingHTTPServer(
         ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=web_dir))
@@ -176,6 +185,7 @@ def browser_timing(web_dir, chromium, expected):
                     timing = page.evaluate(
                         "([n, w, ms]) => window.melTfPage.timeIcon(n, w, ms)",
                         [FLAGS.reps, FLAGS.warmup, 1000 * FLAGS.warmup_s])
+                    paired = paired_timing(page, model)
                 context.close()
             browser.close()
     finally:
@@ -186,8 +196,44 @@ def browser_timing(web_dir, chromium, expected):
             "first_icon_ms_all": [round(x, 1) for x in first_icon],
             "browser_ms_per_icon": round(timing["iconMs"], 3),
             "latents_ms": round(timing["latentsMs"], 3),
+            "paired": paired,
             "vs_python": vs_python,
             "download": download_size(web_dir, url, fetched)}
+
+
+def paired_timing(page, model):
+    """Browser and Python LiteRT in turns: per-round medians and their ratio."""
+    import numpy as np
+    worker = subprocess.Popen(
+        [sys.executable, os.path.join(HERE, "generate_bench.py"), "--worker_serve=tflite",
+         f"--worker_model={model}", "--worker_threads=1", f"--warmup={FLAGS.warmup}"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    browser_ms, python_ms = [], []
+    try:
+        _worker_reply(worker)                          # loaded and warmed up
+        for _ in range(FLAGS.pair_rounds):
+            browser_ms.append(page.evaluate("(n) => window.melTfPage.timeIcon(n, 0, 0)",
+                                            FLAGS.pair_burst)["iconMs"])
+            worker.stdin.write(f"{FLAGS.pair_burst}\n")
+            worker.stdin.flush()
+            python_ms.append(1e3 * float(np.median(_worker_reply(worker))))
+    finally:
+        worker.stdin.close()
+        worker.wait()
+    ratio = np.array(browser_ms) / np.array(python_ms)
+    return {"rounds": FLAGS.pair_rounds, "calls_per_burst": FLAGS.pair_burst,
+            "browser_ms": round(float(np.median(browser_ms)), 3),
+            "python_ms": round(float(np.median(python_ms)), 3),
+            "ratio": round(float(np.median(ratio)), 3),
+            "ratio_p10_p90": [round(float(np.percentile(ratio, q)), 3) for q in (10, 90)]}
+
+
+def _worker_reply(worker):
+    """The next reply of a generate_bench.py --worker_serve process (its protocol)."""
+    for line in worker.stdout:
+        if line.startswith(PAIR_PREFIX):
+            return json.loads(line[len(PAIR_PREFIX):])
+    raise RuntimeError("the Python timing worker ended early (see its stderr above)")
 
 
 def _page_icon_diff(page, seed, expected):
