@@ -8,7 +8,7 @@ setup(
     description="Progressive GAN (TensorFlow/Keras) that learns an icon style from a few hundred "
                 "images and exports a generator for on-device use",
     packages=find_packages(include=["mel_tf", "mel_tf.*"]),
-    package_data={"mel_tf": ["twemoji_faces.txt"]},
+    package_data={"mel_tf": ["twemoji_faces.txt", "web_page/*"]},
     python_requires=">=3.10",
     install_requires=[
         "keras>=3.0",
@@ -35,6 +35,8 @@ setup(
         "cpu": ["tensorflow-cpu>=2.16"],
         "gpu": ["tensorflow[and-cuda]>=2.16"],
         "mac": ["tensorflow>=2.16"],
-        "test": ["pytest", "scipy"],
+        # The browser test drives the system's Chromium (apt chromium); playwright
+        # is only the Python driver and downloads nothing by itself.
+        "test": ["pytest", "scipy", "playwright"],
     },
 )

@@ -7,6 +7,8 @@
       generator_float16.tflite     float16 weights               (quantize "float16")
       generator_int8.tflite        int8 weights, dynamic range   (quantize "int8")
       generator_*.json             one description beside each .tflite
+      web/                         a static page that runs the generator in a
+                                   browser with LiteRT.js (web=True; mel_tf/web.py)
 
 Every model maps latents z (float32 [N, latent_dim], input name "z") to icons
 (uint8 [N, R, R, 3], RGB, output name "icons"); the conversion from the
@@ -70,8 +72,9 @@ TFLITE_STEMS = {"none": "generator", "float16": "generator_float16", "int8": "ge
 QUANTIZATION_NAMES = {"none": "float32",
                       "float16": "float16 weights, float32 compute",
                       "int8": "int8 weights (dynamic range), float32 activations"}
+WEB_DIR = "web"
 # Every name an export may write: with `overwrite` exactly these are replaced.
-OWN_NAMES = (SAVED_MODEL_DIR,) + tuple(
+OWN_NAMES = (SAVED_MODEL_DIR, WEB_DIR) + tuple(
     stem + ext for stem in TFLITE_STEMS.values() for ext in (".tflite", ".json"))
 # Credit line of the built-in Twemoji dataset, for runs trained on it.
 # The exported float32 model may differ from Keras by one level of 255 (a
@@ -104,19 +107,23 @@ def export_generator(logdir: str, out_dir: str, tflite: bool = False,
                      quantize: Union[str, Sequence[str]] = ("none",),
                      resolution: Optional[int] = None, allow_partial_fade: bool = False,
                      validate: bool = True, overwrite: bool = False,
-                     dataset_credit: Optional[str] = None,
+                     dataset_credit: Optional[str] = None, web: bool = False,
                      log: Optional[Callable[[str], None]] = None) -> dict:
     """Exports the EMA generator of the run in `logdir` to `out_dir`.
 
     quantize: "none", "float16", "int8" or a list / comma list of them; a
     quantized mode implies `tflite`. resolution: the stage to export (default:
     the highest completed one). dataset_credit: overrides the credit read from
-    logdir/dataset.json. Returns the summary of `export_from_generator`.
+    logdir/dataset.json. web: also write the browser page (see
+    `export_from_generator`). Returns the summary of `export_from_generator`.
     Raises ExportError (a ValueError) for a run that cannot be exported.
     """
     log = log or _logger.info
     parse_quantize(quantize)          # refuse a bad mode before the slow part
     _check_out_dir(out_dir, overwrite)
+    if web:
+        from mel_tf import web as web_page
+        web_page.check_litertjs()
     run = load_run_generator(logdir, resolution=resolution, allow_partial_fade=allow_partial_fade)
     if not run.fade_complete:
         log(f"exporting {run.resolution}x{run.resolution} at a=1 although its fade is only "
@@ -129,22 +136,27 @@ def export_generator(logdir: str, out_dir: str, tflite: bool = False,
     }
     return export_from_generator(run.generator, out_dir, resolution=run.resolution,
                                  tflite=tflite, quantize=quantize, validate=validate,
-                                 overwrite=overwrite, description=description, log=log)
+                                 overwrite=overwrite, description=description, web=web,
+                                 log=log)
 
 
 def export_from_generator(generator, out_dir: str, resolution: Optional[int] = None,
                           tflite: bool = False,
                           quantize: Union[str, Sequence[str]] = ("none",),
                           validate: bool = True, overwrite: bool = False,
-                          description: Optional[dict] = None,
+                          description: Optional[dict] = None, web: bool = False,
                           log: Optional[Callable[[str], None]] = None) -> dict:
     """Exports a `Generator` object at `resolution` (default: its target), a = 1.
+
+    web: also write out_dir/web/, the browser page with a batch-1 .tflite
+    (`mel_tf.web.write_page`); it needs the LiteRT.js npm packages installed.
 
     The generator itself is left untouched (a float32 copy is exported).
     `description` entries are added to every JSON. Returns
         {"out_dir", "resolution", "latent_dim",
          "saved_model": {"path", "bytes", "max_abs_diff"},
-         "tflite": [{"path", "json", "quantize", "bytes", "max_abs_diff", "psnr_db"}, ...]}
+         "tflite": [{"path", "json", "quantize", "bytes", "max_abs_diff", "psnr_db"}, ...],
+         "web": {"path", "model", "bytes", "max_abs_diff", "litertjs"} (with web)}
     where max_abs_diff is against the Keras generator (uint8 levels) and psnr_db
     against the float32 .tflite (inf when identical); both are None without
     `validate`.
@@ -155,6 +167,9 @@ def export_from_generator(generator, out_dir: str, resolution: Optional[int] = N
         log(f"quantize {','.join(modes)} implies tflite")
         tflite = True
     _check_out_dir(out_dir, overwrite)
+    if web:
+        from mel_tf import web as web_page
+        web_page.check_litertjs()
     net_cfg = generator.cfg
     resolution = net_cfg.resolution if resolution is None else resolution
     if resolution not in net_cfg.resolutions:
@@ -222,6 +237,10 @@ def export_from_generator(generator, out_dir: str, resolution: Optional[int] = N
                     psnr_db_vs_float32=_json_number(entry["psnr_db"]),
                     max_abs_diff_vs_keras=entry["max_abs_diff"])
                 summary["tflite"].append(entry)
+        if web:
+            summary["web"] = web_page.write_page(
+                net, os.path.join(tmp, WEB_DIR), os.path.join(out_dir, WEB_DIR), base,
+                z_check, reference, log)
         for name, content in json_files.items():
             with open(os.path.join(tmp, name), "w") as f:
                 json.dump(content, f, indent=2)
@@ -318,8 +337,11 @@ def icons_from_generator(generator, z: np.ndarray) -> np.ndarray:
     return serving_function(generator)(tf.constant(z, tf.float32))[OUTPUT_NAME].numpy()
 
 
-def write_saved_model(generator, path: str):
+def write_saved_model(generator, path: str, batch_size: Optional[int] = None):
     """A SavedModel of the generator's current stage with the serving signature.
+
+    batch_size None leaves the batch dimension of z dynamic; a number fixes it
+    (LiteRT.js runs only static shapes).
 
     Written through keras.export.ExportArchive: with Keras 3 variables, a plain
     tf.Module + tf.saved_model.save gives a SavedModel that TensorFlow itself
@@ -330,7 +352,7 @@ def write_saved_model(generator, path: str):
     archive = keras.export.ExportArchive()
     archive.track(generator)
     archive.add_endpoint(SIGNATURE_KEY, serving_function(generator), input_signature=[
-        tf.TensorSpec([None, generator.cfg.latent_dim], tf.float32, name=INPUT_NAME)])
+        tf.TensorSpec([batch_size, generator.cfg.latent_dim], tf.float32, name=INPUT_NAME)])
     archive.write_out(path, verbose=False)
 
 

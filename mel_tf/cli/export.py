@@ -3,8 +3,14 @@
     mel-export --tflite      # the demo run (runs/demo) -> runs/demo/export/
     mel-export --logdir=runs/faces --out=exports/faces --tflite --quantize=float16,int8
 
-(`python export.py ...` is the same program) writes exports/faces/saved_model/, generator.tflite (float32), generator_float16.tflite,
-generator_int8.tflite and a JSON beside each (see mel_tf/export.py). The stage exported is
+(`python export.py ...` is the same program) writes exports/faces/saved_model/,
+generator.tflite (float32), generator_float16.tflite, generator_int8.tflite and a JSON
+beside each (see mel_tf/export.py). With --web it also writes exports/faces/web/, a
+static page that makes icons in the browser with LiteRT.js:
+
+    mel-export --web && python -m http.server -d runs/demo/export/web
+
+(--web needs the LiteRT.js npm packages: `npm ci` in the checkout.) The stage exported is
 the highest completed resolution unless --resolution says otherwise; a stage still fading
 in needs --allow_partial_fade. A non-empty --out is refused unless --overwrite, which
 replaces only an earlier export's files. Errors are one line on stderr, exit status 1.
@@ -32,6 +38,8 @@ flags.DEFINE_bool("allow_partial_fade", False, "Allow a stage whose fade is not 
 flags.DEFINE_bool("overwrite", False, "Replace an earlier export in a non-empty --out.")
 flags.DEFINE_string("dataset_credit", None, "Dataset credit for the JSON (default: from "
                     "the run's dataset.json).")
+flags.DEFINE_bool("web", False, "Also write OUT/web/: a static page generating icons in the "
+                  "browser with LiteRT.js (needs `npm ci` in the checkout).")
 flags.DEFINE_bool("validate", True, "Check the exported models against the Keras generator.")
 FLAGS = flags.FLAGS
 
@@ -40,10 +48,11 @@ def main(argv):
     del argv
     try:
         summary = export_generator(
-            FLAGS.logdir, FLAGS.out or os.path.join(FLAGS.logdir, "export"), tflite=FLAGS.tflite, quantize=FLAGS.quantize,
-            resolution=FLAGS.resolution, allow_partial_fade=FLAGS.allow_partial_fade,
-            validate=FLAGS.validate, overwrite=FLAGS.overwrite,
-            dataset_credit=FLAGS.dataset_credit, log=logging.info)
+            FLAGS.logdir, FLAGS.out or os.path.join(FLAGS.logdir, "export"),
+            tflite=FLAGS.tflite, quantize=FLAGS.quantize, resolution=FLAGS.resolution,
+            allow_partial_fade=FLAGS.allow_partial_fade, validate=FLAGS.validate,
+            overwrite=FLAGS.overwrite, dataset_credit=FLAGS.dataset_credit, web=FLAGS.web,
+            log=logging.info)
     except ExportError as e:
         message = " ".join(str(e).split())
         print(f"export: error: {message}", file=sys.stderr)
@@ -55,6 +64,9 @@ def main(argv):
         quality = "" if psnr is None else (
             ", identical to float32" if psnr == float("inf") else f", PSNR {psnr:.1f} dB")
         print(f"  {os.path.basename(entry['path'])}: {entry['bytes'] / 1e6:.2f} MB{quality}")
+    if "web" in summary:
+        print(f"  web page: {summary['web']['path']} (serve it: python -m http.server -d "
+              f"{summary['web']['path']})")
 
 
 def run():
