@@ -37,7 +37,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags
 
-from machine import machine_info
+from machine import finished_untrained_run, machine_info
 
 flags.DEFINE_string("out", None, "JSON file for the results.")
 flags.DEFINE_string("preset", "seed", "Network preset.")
@@ -134,23 +134,10 @@ def measure_all(work):
 
 def build_and_export(work, preset_name, resolution, width):
     """A finished run of an untrained generator, and its export with every option."""
-    import keras
-
-    from mel_tf import rundir
-    from mel_tf.config import TrainConfig, preset
     from mel_tf.export import export_generator
-    from mel_tf.networks import Generator
-    from mel_tf.schedule import schedule_for
 
-    net_cfg = preset(preset_name, resolution=resolution, width=width)
-    train_cfg = TrainConfig()
     run = os.path.join(work, "run")
-    rundir.prepare(run, net_cfg, train_cfg)
-    keras.utils.set_random_seed(0)
-    generator = Generator(net_cfg, name="generator_ema")
-    state = rundir.RunState()
-    state.images_shown.assign(schedule_for(net_cfg, train_cfg).total_images)
-    rundir.checkpoint_manager(run, generator_ema=generator, state=state).save()
+    net_cfg = finished_untrained_run(run, preset_name, resolution, width)
     export_dir = os.path.join(work, "export")
     export_generator(run, export_dir, tflite=True, quantize="none,float16,int8",
                      overwrite=True, dataset_credit="untrained (benchmark)", log=print)

@@ -55,3 +55,25 @@ def interleaved(calls, rounds, per_round=1):
                 call()
                 times[name].append(time.perf_counter() - start)
     return times
+
+
+def finished_untrained_run(run, preset_name, resolution, width):
+    """A run directory as a finished run leaves it, holding an untrained (seeded)
+    EMA generator: what the export and generation benchmarks time. Returns its
+    NetworkConfig."""
+    import keras
+
+    from mel_tf import rundir
+    from mel_tf.config import TrainConfig, preset
+    from mel_tf.networks import Generator
+    from mel_tf.schedule import schedule_for
+
+    net_cfg = preset(preset_name, resolution=resolution, width=width)
+    train_cfg = TrainConfig()
+    rundir.prepare(run, net_cfg, train_cfg)
+    keras.utils.set_random_seed(0)
+    generator = Generator(net_cfg, name="generator_ema")
+    state = rundir.RunState()
+    state.images_shown.assign(schedule_for(net_cfg, train_cfg).total_images)
+    rundir.checkpoint_manager(run, generator_ema=generator, state=state).save()
+    return net_cfg

@@ -46,7 +46,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags
 
-from machine import emit_json, machine_info
+from machine import emit_json, finished_untrained_run, machine_info
 
 flags.DEFINE_string("out", None, "JSON file for the results.")
 flags.DEFINE_string("preset", "seed", "Network preset.")
@@ -108,23 +108,10 @@ def main(argv):
 
 def export_page(work, resolution):
     """A finished run of an untrained generator at `resolution`, exported with web."""
-    import keras
-
-    from mel_tf import rundir
-    from mel_tf.config import TrainConfig, preset
     from mel_tf.export import export_generator
-    from mel_tf.networks import Generator
-    from mel_tf.schedule import schedule_for
 
-    net_cfg = preset(FLAGS.preset, resolution=resolution, width=FLAGS.width)
-    train_cfg = TrainConfig()
     run = os.path.join(work, f"run_{resolution}")
-    rundir.prepare(run, net_cfg, train_cfg)
-    keras.utils.set_random_seed(0)
-    generator = Generator(net_cfg, name="generator_ema")
-    state = rundir.RunState()
-    state.images_shown.assign(schedule_for(net_cfg, train_cfg).total_images)
-    rundir.checkpoint_manager(run, generator_ema=generator, state=state).save()
+    net_cfg = finished_untrained_run(run, FLAGS.preset, resolution, FLAGS.width)
     out = os.path.join(work, f"export_{resolution}")
     summary = export_generator(run, out, web=True, overwrite=True,
                                dataset_credit="untrained (benchmark)", log=print)

@@ -305,7 +305,7 @@ class EqualizedConv2D(_Parameterized, keras.layers.Layer):
                          padding="VALID")                           # [N, H+1, W+1, 4F]
         # Rows and columns -1 .. 2H of the output; the first and last are outside.
         # (One crop after depth_to_space: cutting each phase out of y first took
-        # LiteRT over twice as long at 256x256; benchmarks/litert_ops_bench.py.)
+        # LiteRT over twice as long at 256x256; research/litert_ops_bench.py.)
         return tf.nn.depth_to_space(y, 2)[:, 1:-1, 1:-1]
 
     def get_config(self):
@@ -360,7 +360,7 @@ class PixelNorm(keras.layers.Layer):
     over EqualizedConv2D's column-pair layout). Same values up to the order
     of summation. It is for the exported graph: over 4 channels at
     256x256 LiteRT's XNNPACK took 1.7-2.5x as long with MEAN, while XLA's
-    training step prefers MEAN (benchmarks/litert_ops_bench.py).
+    training step prefers MEAN (research/litert_ops_bench.py).
     """
 
     def __init__(self, eps: float = 1e-8, style: str = "paper", mean_by_conv: bool = False,

@@ -27,7 +27,7 @@ from mel_tf.layers import (Downsample2x, EqualizedConv2D, EqualizedDense, FadeIn
 
 # The exported generator (Generator(for_litert=True)) computes the same function
 # with the same weights, but lays out layers of this many channels or fewer for
-# LiteRT's XNNPACK delegate (benchmarks/litert_ops_bench.py, one thread):
+# LiteRT's XNNPACK delegate (research/litert_ops_bench.py, one thread):
 # - the pixel norm's channel mean as a 1x1 convolution (PixelNorm mean_by_conv):
 #   MEAN over 4 channels at 256x256 took 1.7-2.5x as long in six runs; at 8
 #   channels the two trade places from run to run; from 16 up MEAN is faster;
@@ -287,7 +287,6 @@ class Discriminator(_Progressive):
 
     def __init__(self, cfg: NetworkConfig, name: str = "discriminator"):
         super().__init__(cfg, name=name)
-        dt = cfg.dtype_policy
         self.from_rgb = [ConvActNorm(cfg.d_from_rgb_channels(r), 1, cfg, pixel_norm=False,
                                      activate=cfg.from_rgb_activation,
                                      parameterization=cfg.rgb_weights, name=f"from_rgb_{r}")
