@@ -36,7 +36,7 @@ import time
 
 from absl import app, flags
 
-flags.DEFINE_string("source", None, "A clone of zassou65535/image_generator_2.", required=True)
+flags.DEFINE_string("source", None, "A clone of zassou65535/image_generator_2.")
 flags.DEFINE_integer("res_step", 50, "Iterations per phase (the source: 7500).")
 flags.DEFINE_integer("resolution", 32, "Last resolution; it gets a stable phase too.")
 flags.DEFINE_integer("batch_size", 8, "Batch size (the source: 8).")
@@ -47,6 +47,7 @@ flags.DEFINE_bool("resync", True, "Start every step of the float32 runs from the
 flags.DEFINE_bool("xla", True, "Compile mel_tf's step with XLA (as training does).")
 flags.DEFINE_integer("threads", 2, "Threads for each framework.")
 flags.DEFINE_string("out", None, "JSON file for the results.")
+flags.DEFINE_string("table", None, "Only print the markdown table of this results JSON.")
 F = flags.FLAGS
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -134,8 +135,34 @@ def update_errors(run, reference):
 
 # ---- the run ----------------------------------------------------------------------
 
+def table(phases) -> str:
+    """Markdown: per phase, mel_tf against the float32 source, and for scale the float32
+    source against the float64 source (largest relative loss difference; median and
+    largest relative update error over the phase's steps, G and D)."""
+    def cell(run, key):
+        return f"{run.get(key, float('nan')):.1e}"
+    lines = ["| phase | iterations | compared | G loss | D loss | G update (median, max) "
+             "| D update (median, max) |", "|---|---|---|---|---|---|---|"]
+    for name, phase in phases.items():
+        first, last = phase["iterations"]
+        for label, run in (("mel_tf vs source float32", phase["mel_tf_vs_source_float32"]),
+                           ("source float32 vs float64", phase["source_float32"])):
+            lines.append(
+                f"| {name} | {first}-{last} | {label} | {cell(run, 'g_loss_max_rel_diff')} "
+                f"| {cell(run, 'd_loss_max_rel_diff')} "
+                f"| {cell(run, 'G_update_error_median')}, {cell(run, 'G_update_error_max')} "
+                f"| {cell(run, 'D_update_error_median')}, {cell(run, 'D_update_error_max')} |")
+    return "\n".join(lines)
+
+
 def main(argv):
     del argv
+    if F.table:
+        with open(F.table) as f:
+            print(table(json.load(f)["phases"]))
+        return
+    if not F.source:
+        raise app.UsageError("--source (a clone of zassou65535/image_generator_2) is needed")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import numpy as np
     import tensorflow as tf
@@ -225,7 +252,7 @@ def main(argv):
                    "resolution": F.resolution, "batch_size": F.batch_size, "seed": F.seed,
                    "xla": F.xla, "seconds": {k: round(v, 1) for k, v in timings.items()}})
     text = json.dumps(result, indent=1)
-    print(json.dumps(result["phases"], indent=1))
+    print(table(result["phases"]))
     if F.out:
         os.makedirs(os.path.dirname(os.path.abspath(F.out)), exist_ok=True)
         with open(F.out, "w") as f:
