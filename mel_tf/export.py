@@ -62,6 +62,7 @@ from mel_tf.data import TWEMOJI_CREDIT
 # code that reads them back; generate.py does not import TensorFlow.
 from mel_tf.generate import (INPUT_NAME, OUTPUT_NAME, SEED_TO_Z, SIGNATURE_KEY, latents_for_seed,
                              one_line)
+from mel_tf.litert_layout import LiteRTGenerator
 from mel_tf.schedule import schedule_for
 
 SAVED_MODEL_DIR = "saved_model"
@@ -177,11 +178,11 @@ def export_from_generator(generator, out_dir: str, resolution: Optional[int] = N
                           f"({', '.join(map(str, net_cfg.resolutions))})")
     # The exported graph is the generator's function with ops laid out for
     # LiteRT; the reference icons come from the graph that was trained.
-    net = _float32_copy(generator, resolution, for_litert=True)
+    trained = _float32_copy(generator, resolution)
+    net = LiteRTGenerator(trained)
     z_check = np.random.default_rng(2024).standard_normal(
         (VALIDATION_LATENTS, net_cfg.latent_dim)).astype(np.float32)
-    reference = (icons_from_generator(_float32_copy(generator, resolution), z_check)
-                 if validate else None)
+    reference = icons_from_generator(trained, z_check) if validate else None
 
     out_dir = os.path.abspath(out_dir)
     created_parents = _make_parents(out_dir)
@@ -446,11 +447,10 @@ def _dataset_info(logdir: str, credit: Optional[str], log) -> dict:
     return info
 
 
-def _float32_copy(generator, resolution: int, for_litert: bool = False):
+def _float32_copy(generator, resolution: int):
     """A float32 generator with the same weights, at `resolution` with fading off."""
     from mel_tf.networks import Generator
-    copy = Generator(generator.cfg.replace(dtype_policy="float32"), name="generator_ema",
-                     for_litert=for_litert)
+    copy = Generator(generator.cfg.replace(dtype_policy="float32"), name="generator_ema")
     if len(copy.weights) != len(generator.weights):
         raise ExportError("the generator does not match its own configuration")
     for target, source in zip(copy.weights, generator.weights):
