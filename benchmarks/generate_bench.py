@@ -163,7 +163,8 @@ def generator_call(path, threads):
         import tensorflow as tf
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(1)
-    from mel_tf.generate import latents_for_seed, load_model
+    from mel_tf.seeds import latents_for_seed
+    from mel_tf.serving import load_model
     model = load_model(path, num_threads=threads)
     z = latents_for_seed(0, 1, model.latent_dim)
     return lambda: model(z)

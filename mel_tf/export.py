@@ -14,7 +14,9 @@ Every model maps latents z (float32 [N, latent_dim], input name "z") to icons
 (uint8 [N, R, R, 3], RGB, output name "icons"); the conversion from the
 network's data range to 0..255 (`network_to_uint8`) is inside the graph, so an
 app only feeds latents and reads pixels. How a seed becomes z is documented in
-`mel_tf.generate.latents_for_seed` and repeated in every JSON.
+`mel_tf.seeds.latents_for_seed` and repeated in every JSON. The signature's
+names and the loading of a run belong to mel_tf.serving; the graph is laid out
+for LiteRT by mel_tf.litert_layout.
 
 The exported network is the EMA generator at one stage with the fade finished
 (a = 1). By default that is the highest resolution whose phase has finished
@@ -41,7 +43,6 @@ folder is left alone.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import json
 import logging
@@ -55,14 +56,13 @@ import numpy as np
 import tensorflow as tf
 
 import mel_tf
-from mel_tf import rundir
-from mel_tf.config import MIN_RESOLUTION, NetworkConfig, TrainConfig
+from mel_tf.config import NetworkConfig
 from mel_tf.data import TWEMOJI_CREDIT
-# The names of the serving signature and the seed rule are defined beside the
-# code that reads them back; generate.py does not import TensorFlow.
-from mel_tf.generate import (INPUT_NAME, OUTPUT_NAME, SEED_TO_Z, SIGNATURE_KEY, latents_for_seed,
-                             one_line)
-from mel_tf.schedule import schedule_for
+from mel_tf.litert_layout import LiteRTGenerator
+from mel_tf.seeds import SEED_TO_Z, latents_for_seed
+from mel_tf.serving import (INPUT_NAME, OUTPUT_NAME, SIGNATURE_KEY, ModelLoadError,
+                            SavedModelIconModel, TFLiteIconModel, load_run_generator, one_line,
+                            serving_function)
 
 SAVED_MODEL_DIR = "saved_model"
 DATASET_FILE = "dataset.json"
@@ -89,18 +89,6 @@ class ExportError(ValueError):
     """An export that cannot be done as asked; the message is one line."""
 
 
-@dataclasses.dataclass
-class LoadedRun:
-    """The EMA generator of a run, set to the stage chosen for export."""
-    generator: object            # mel_tf.networks.Generator, at `resolution`, fading off
-    net_cfg: NetworkConfig
-    train_cfg: TrainConfig
-    images_shown: int
-    resolution: int
-    fade_complete: bool          # False only for a stage exported with allow_partial_fade
-    training_alpha: float        # the run's a at that stage (1.0 once the fade is done)
-
-
 # ---- public API ---------------------------------------------------------------
 
 def export_generator(logdir: str, out_dir: str, tflite: bool = False,
@@ -124,7 +112,11 @@ def export_generator(logdir: str, out_dir: str, tflite: bool = False,
     if web:
         from mel_tf import web as web_page
         web_page.check_litertjs()
-    run = load_run_generator(logdir, resolution=resolution, allow_partial_fade=allow_partial_fade)
+    try:
+        run = load_run_generator(logdir, resolution=resolution,
+                                 allow_partial_fade=allow_partial_fade)
+    except ModelLoadError as e:
+        raise ExportError(str(e)) from e
     if not run.fade_complete:
         log(f"exporting {run.resolution}x{run.resolution} at a=1 although its fade is only "
             f"{run.training_alpha:.0%} done (allow_partial_fade)")
@@ -177,11 +169,11 @@ def export_from_generator(generator, out_dir: str, resolution: Optional[int] = N
                           f"({', '.join(map(str, net_cfg.resolutions))})")
     # The exported graph is the generator's function with ops laid out for
     # LiteRT; the reference icons come from the graph that was trained.
-    net = _float32_copy(generator, resolution, for_litert=True)
+    trained = _float32_copy(generator, resolution)
+    net = LiteRTGenerator(trained)
     z_check = np.random.default_rng(2024).standard_normal(
         (VALIDATION_LATENTS, net_cfg.latent_dim)).astype(np.float32)
-    reference = (icons_from_generator(_float32_copy(generator, resolution), z_check)
-                 if validate else None)
+    reference = icons_from_generator(trained, z_check) if validate else None
 
     out_dir = os.path.abspath(out_dir)
     created_parents = _make_parents(out_dir)
@@ -257,54 +249,6 @@ def export_from_generator(generator, out_dir: str, resolution: Optional[int] = N
     return summary
 
 
-def load_run_generator(logdir: str, resolution: Optional[int] = None,
-                       allow_partial_fade: bool = False) -> LoadedRun:
-    """The run's EMA generator at the stage to export, with fading off (a = 1).
-
-    resolution None: the highest completed resolution, or with
-    allow_partial_fade the stage the run is training now. A stage whose fade has
-    not finished needs allow_partial_fade; a stage not reached yet is refused.
-    Raises ExportError with a one-line message for every unusable run.
-    """
-    try:
-        generator, net_cfg, train_cfg, images_shown = rundir.load_ema_generator(logdir)
-    except (ValueError, KeyError, TypeError, OSError) as e:  # RunDirError, bad config.json
-        message = one_line(e)      # a mismatch lists variables and their values: keep it short
-        raise ExportError(message if len(message) <= 300 else message[:297] + "...") from e
-    schedule = schedule_for(net_cfg, train_cfg)
-    completed = rundir.completed_resolution(net_cfg, train_cfg, images_shown)
-    position = schedule.locate(images_shown)
-    current = position.phase.resolution if not position.done else net_cfg.resolution
-    progress = (f"{position.phase.name} phase, {position.images_into_phase} of "
-                f"{position.phase.images} images")
-    if resolution is None:
-        if allow_partial_fade:
-            resolution = max(current, completed)
-        elif completed == 0 or (completed == MIN_RESOLUTION and net_cfg.resolution > MIN_RESOLUTION):
-            raise ExportError(
-                f"{logdir}: the run has not finished a stage worth exporting yet ({progress}); "
-                f"pass a resolution and allow_partial_fade (--allow_partial_fade) to export "
-                f"it anyway")
-        else:
-            resolution = completed
-    elif resolution not in net_cfg.resolutions:
-        raise ExportError(f"resolution {resolution} is not a stage of this run "
-                          f"({', '.join(map(str, net_cfg.resolutions))})")
-    fade_complete = resolution <= completed
-    if not fade_complete:
-        if resolution > current:
-            raise ExportError(f"{logdir}: the run has not reached {resolution}x{resolution} "
-                              f"yet ({progress})")
-        if not allow_partial_fade:
-            instead = f", or export {completed}x{completed}" if completed else ""
-            raise ExportError(
-                f"{logdir}: {resolution}x{resolution} is still training ({progress}); pass "
-                f"allow_partial_fade (--allow_partial_fade) to export it at a=1 anyway{instead}")
-    generator.set_stage(resolution, fading=False)
-    alpha = 1.0 if fade_complete else float(position.alpha)
-    return LoadedRun(generator, net_cfg, train_cfg, images_shown, resolution, fade_complete, alpha)
-
-
 def parse_quantize(quantize: Union[str, Iterable[str]]) -> List[str]:
     """"none,int8" or ["none", "int8"] -> ["none", "int8"], checked, without repeats."""
     items = quantize.split(",") if isinstance(quantize, str) else list(quantize)
@@ -321,16 +265,6 @@ def parse_quantize(quantize: Union[str, Iterable[str]]) -> List[str]:
 
 
 # ---- the graph and its conversions -------------------------------------------------
-
-def serving_function(generator):
-    """z [N, latent_dim] float32 -> {"icons": uint8 [N, R, R, 3]} at the generator's stage."""
-    from mel_tf.networks import network_to_uint8
-    cfg = generator.cfg
-
-    def icons(z):
-        return {OUTPUT_NAME: network_to_uint8(generator(z), cfg)}
-    return icons
-
 
 def icons_from_generator(generator, z: np.ndarray) -> np.ndarray:
     """uint8 icons of a Keras generator at its current stage (eager)."""
@@ -382,14 +316,11 @@ def convert_to_tflite(saved_model: str, quantize: str = "none") -> bytes:
 
 def run_tflite(path: str, z: np.ndarray, num_threads: Optional[int] = None) -> np.ndarray:
     """Icons from a .tflite file through its serving signature (ai-edge-litert)."""
-    from ai_edge_litert.interpreter import Interpreter
-    interpreter = Interpreter(model_path=path, num_threads=num_threads)
-    signatures = interpreter.get_signature_list()
-    if signatures.get(SIGNATURE_KEY) != {"inputs": [INPUT_NAME], "outputs": [OUTPUT_NAME]}:
-        raise ExportError(f"{os.path.basename(path)} has signatures {signatures}, expected "
-                          f"{SIGNATURE_KEY}: {INPUT_NAME} -> {OUTPUT_NAME}")
-    runner = interpreter.get_signature_runner(SIGNATURE_KEY)
-    return runner(**{INPUT_NAME: np.asarray(z, np.float32)})[OUTPUT_NAME]
+    try:
+        model = TFLiteIconModel(path, num_threads=num_threads)
+    except ModelLoadError as e:
+        raise ExportError(one_line(e)) from e
+    return model(z)
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -446,11 +377,10 @@ def _dataset_info(logdir: str, credit: Optional[str], log) -> dict:
     return info
 
 
-def _float32_copy(generator, resolution: int, for_litert: bool = False):
+def _float32_copy(generator, resolution: int):
     """A float32 generator with the same weights, at `resolution` with fading off."""
     from mel_tf.networks import Generator
-    copy = Generator(generator.cfg.replace(dtype_policy="float32"), name="generator_ema",
-                     for_litert=for_litert)
+    copy = Generator(generator.cfg.replace(dtype_policy="float32"), name="generator_ema")
     if len(copy.weights) != len(generator.weights):
         raise ExportError("the generator does not match its own configuration")
     for target, source in zip(copy.weights, generator.weights):
@@ -460,8 +390,7 @@ def _float32_copy(generator, resolution: int, for_litert: bool = False):
 
 
 def _run_saved_model(path: str, z: np.ndarray) -> np.ndarray:
-    serve = tf.saved_model.load(path).signatures[SIGNATURE_KEY]
-    return serve(**{INPUT_NAME: tf.constant(z, tf.float32)})[OUTPUT_NAME].numpy()
+    return SavedModelIconModel(path)(z)
 
 
 def _check_icons(icons: np.ndarray, n: int, resolution: int, path: str):

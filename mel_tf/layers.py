@@ -122,7 +122,7 @@ def _reflect_pad(x, pad: int):
     return tf.concat(cols, axis=2)
 
 
-def _pad1(x, axis: int, edge: bool):
+def pad1(x, axis: int, edge: bool):
     """One row (axis 1) or column (axis 2) on each side, by slices and a concat:
     the edge repeated (`edge`), or reflected (the edge not repeated)."""
     def part(start, stop):
@@ -135,7 +135,7 @@ def _pad1(x, axis: int, edge: bool):
 
 def _edge_pad1(x):
     """Pads H and W by one row/column that repeats the edge."""
-    return _pad1(_pad1(x, 1, edge=True), 2, edge=True)
+    return pad1(pad1(x, 1, edge=True), 2, edge=True)
 
 
 def _upsample_conv3x3_kernel(w):
@@ -154,50 +154,6 @@ def _upsample_conv3x3_kernel(w):
         w0, w1, w2 = tf.unstack(w, axis=axis)
         return (tf.stack([w0 + w1, w2], axis=axis), tf.stack([w0, w1 + w2], axis=axis))
     return tf.concat([k for rows in phases(w, 0) for k in phases(rows, 1)], axis=-1)
-
-
-def _column_pairs_kernel(w):
-    """Kernel [k, k, C, F] (k = 1 or 3) -> its kernel over column pairs [k, k, 2C, 2F].
-
-    In the column-pair layout [N, H, W/2, 2C] (a free reshape of NHWC) pixel
-    column 2J + t sits in packed column J, channels tC .. tC + C - 1. Output
-    column 2J + s reads input column 2J + s + kx - k // 2 = 2(J + dJ) + t, so
-    tap (dJ, t, s) of the packed kernel is tap kx = 2 dJ + t - s + k // 2 of
-    the original, or zero where that is outside the kernel.
-    """
-    k = w.shape[0]
-    taps = np.zeros((k, 2, 2, k), np.float32)          # [packed tap, t, s, original tap]
-    for j in range(k):
-        for t in (0, 1):
-            for s_ in (0, 1):
-                kx = 2 * (j - k // 2) + t - s_ + k // 2
-                if 0 <= kx < k:
-                    taps[j, t, s_, kx] = 1.0
-    packed = tf.einsum("jtsx,yxcf->yjtcsf", tf.constant(taps, w.dtype), w)
-    return tf.reshape(packed, [k, k, 2 * w.shape[2], 2 * w.shape[3]])
-
-
-def _column_pairs_conv2d(x, w, bias=None, reflect: bool = False):
-    """conv2d(x, w) + bias ('SAME', or reflection padding) computed over column pairs.
-
-    x [N, H, W, C] is reshaped (no copy) to [N, H, W/2, 2C], convolved with
-    `_column_pairs_kernel(w)` and reshaped back. Reflection carries over as row
-    reflection plus repeating the packed edge columns: packed column 0 holds
-    pixel column 1, which is what reflection puts left of column 0 (likewise on
-    the right). The bias is added before reshaping back, where the converter
-    folds it into the convolution.
-    """
-    n, h, wd, c = x.shape
-    n = -1 if n is None else n
-    x = tf.reshape(x, [n, h, wd // 2, 2 * c])
-    mode = "SAME"
-    if reflect and w.shape[0] > 1:
-        x = _pad1(_pad1(x, 1, edge=False), 2, edge=True)
-        mode = "VALID"
-    y = tf.nn.conv2d(x, _column_pairs_kernel(w), strides=1, padding=mode)
-    if bias is not None:
-        y = y + tf.tile(bias, [2])
-    return tf.reshape(y, [n, h, wd, w.shape[3]])
 
 
 @keras.saving.register_keras_serializable(package="mel_tf")
@@ -220,35 +176,25 @@ class EqualizedConv2D(_Parameterized, keras.layers.Layer):
     at the low resolution), and zeros stay zeros. Weights, scale and results
     are those of the unfused layer (tests/test_layers.py).
 
-    `column_pairs=True` (1x1, or 3x3 with reflect or zero padding; for the
-    exported graph): the layer computes the same convolution over the input
-    reshaped to [N, H, W/2, 2C], pairs of neighbouring columns side by side
-    in the channels, with a kernel [k, k, 2C, 2F] built from its own, and
-    reshapes back (`_column_pairs_conv2d`). Twice the multiply-adds, but with
-    4 channels LiteRT's XNNPACK leaves most of its vector lanes empty, and the
-    pairs fill them.
+    The exported graph may lay out the same convolution otherwise
+    (mel_tf/litert_layout.py); it reads `kernel`, `bias` and `scale`.
     """
 
     def __init__(self, filters: int, kernel_size: int, gain: float = math.sqrt(2.0),
                  padding: str = "zero", use_bias: bool = True, upsample: bool = False,
-                 column_pairs: bool = False, parameterization: str = "equalized", **kwargs):
+                 parameterization: str = "equalized", **kwargs):
         super().__init__(**kwargs)
         runtime_scale(parameterization, 1, 1, 1.0)      # refuses an unknown name
         if padding not in ("reflect", "zero", "valid"):
             raise ValueError(f"padding must be reflect, zero or valid, got {padding!r}")
         if upsample and (kernel_size != 3 or padding == "valid"):
             raise ValueError("upsample=True needs a 3x3 kernel with reflect or zero padding")
-        if column_pairs and (upsample or kernel_size not in (1, 3)
-                             or kernel_size == 3 and padding == "valid"):
-            raise ValueError("column_pairs=True needs a 1x1 kernel, or a 3x3 kernel with "
-                             "reflect or zero padding, and no upsampling")
         self.filters = int(filters)
         self.kernel_size = int(kernel_size)
         self.gain = float(gain)
         self.padding = padding
         self.use_bias = use_bias
         self.upsample = bool(upsample)
-        self.column_pairs = bool(column_pairs)
         self.parameterization = parameterization
 
     def build(self, input_shape):
@@ -263,16 +209,13 @@ class EqualizedConv2D(_Parameterized, keras.layers.Layer):
             self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer=bias_init)
 
     def call(self, x):
-        if self.column_pairs:
-            return _column_pairs_conv2d(x, self._scaled_kernel(),
-                                        self.bias if self.use_bias else None,
-                                        reflect=self.padding == "reflect")
         y = self._upsample_conv(x) if self.upsample else self._conv(x)
         if self.use_bias:
             y = y + self.bias
         return y
 
-    def _scaled_kernel(self):
+    def scaled_kernel(self):
+        """The kernel as it multiplies the input: the stored one times `scale`."""
         return self.kernel * tf.cast(self.scale, self.kernel.dtype)
 
     def _conv(self, x):
@@ -283,7 +226,7 @@ class EqualizedConv2D(_Parameterized, keras.layers.Layer):
             x = _reflect_pad(x, pad)
         elif self.padding == "zero":
             mode = "SAME"
-        w = self._scaled_kernel()
+        w = self.scaled_kernel()
         k = self.kernel_size
         if k == 1:
             # A 1x1 convolution is a matrix product; matmul is faster than conv2d here.
@@ -301,7 +244,7 @@ class EqualizedConv2D(_Parameterized, keras.layers.Layer):
             x = _edge_pad1(x)
         else:
             x = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]])
-        y = tf.nn.conv2d(x, _upsample_conv3x3_kernel(self._scaled_kernel()), strides=1,
+        y = tf.nn.conv2d(x, _upsample_conv3x3_kernel(self.scaled_kernel()), strides=1,
                          padding="VALID")                           # [N, H+1, W+1, 4F]
         # Rows and columns -1 .. 2H of the output; the first and last are outside.
         # (One crop after depth_to_space: cutting each phase out of y first took
@@ -312,8 +255,7 @@ class EqualizedConv2D(_Parameterized, keras.layers.Layer):
         return {**super().get_config(), "filters": self.filters,
                 "kernel_size": self.kernel_size, "gain": self.gain,
                 "padding": self.padding, "use_bias": self.use_bias,
-                "upsample": self.upsample, "column_pairs": self.column_pairs,
-                "parameterization": self.parameterization}
+                "upsample": self.upsample, "parameterization": self.parameterization}
 
 
 @keras.saving.register_keras_serializable(package="mel_tf")
@@ -354,47 +296,33 @@ class PixelNorm(keras.layers.Layer):
     style "seed": x / (sqrt(mean_c(x^2)) + eps)  (the source, eps 1e-7)
     style "paper": x * rsqrt(mean_c(x^2) + eps)  (Karras et al., eps 1e-8)
 
-    `mean_by_conv=True` (NHWC inputs): the channel mean is a 1x1 convolution
-    with a constant [C, C] matrix of 1/C, so every channel receives the mean
-    and the rest is element-wise without broadcasting (with `column_pairs`,
-    over EqualizedConv2D's column-pair layout). Same values up to the order
-    of summation. It is for the exported graph: over 4 channels at
-    256x256 LiteRT's XNNPACK took 1.7-2.5x as long with MEAN, while XLA's
-    training step prefers MEAN (research/litert_ops_bench.py).
+    The exported graph may take the channel mean otherwise
+    (mel_tf/litert_layout.py) and hands it to `normalize`.
     """
 
-    def __init__(self, eps: float = 1e-8, style: str = "paper", mean_by_conv: bool = False,
-                 column_pairs: bool = False, **kwargs):
+    def __init__(self, eps: float = 1e-8, style: str = "paper", **kwargs):
         super().__init__(**kwargs)
         if style not in ("seed", "paper"):
             raise ValueError(f"style must be 'seed' or 'paper', got {style!r}")
-        if column_pairs and not mean_by_conv:
-            raise ValueError("column_pairs=True needs mean_by_conv=True")
         self.eps = float(eps)
         self.style = style
-        self.mean_by_conv = bool(mean_by_conv)
-        self.column_pairs = bool(column_pairs)
 
     def call(self, x):
         # The mean of squares is taken in float32 even under bfloat16 compute:
         # it sums many small numbers.
         squares = tf.square(tf.cast(x, tf.float32))
-        if self.mean_by_conv and x.shape.rank == 4:
-            c = x.shape[-1]
-            mean = tf.fill([1, 1, c, c], 1.0 / c)
-            ms = (_column_pairs_conv2d(squares, mean) if self.column_pairs
-                  else tf.nn.conv2d(squares, mean, strides=1, padding="VALID"))
-        else:
-            ms = tf.reduce_mean(squares, axis=-1, keepdims=True)
+        return self.normalize(x, tf.reduce_mean(squares, axis=-1, keepdims=True))
+
+    def normalize(self, x, mean_square):
+        """x scaled to unit RMS, given the float32 mean over channels of its squares."""
         if self.style == "seed":
-            inv = 1.0 / (_safe_sqrt(ms) + self.eps)
+            inv = 1.0 / (_safe_sqrt(mean_square) + self.eps)
         else:
-            inv = tf.math.rsqrt(ms + self.eps)
+            inv = tf.math.rsqrt(mean_square + self.eps)
         return x * tf.cast(inv, x.dtype)
 
     def get_config(self):
-        return {**super().get_config(), "eps": self.eps, "style": self.style,
-                "mean_by_conv": self.mean_by_conv, "column_pairs": self.column_pairs}
+        return {**super().get_config(), "eps": self.eps, "style": self.style}
 
 
 @keras.saving.register_keras_serializable(package="mel_tf")

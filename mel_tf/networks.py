@@ -25,20 +25,6 @@ from mel_tf.layers import (Downsample2x, EqualizedConv2D, EqualizedDense, FadeIn
                            MiniBatchStd, PixelNorm, Upsample2x)
 
 
-# The exported generator (Generator(for_litert=True)) computes the same function
-# with the same weights, but lays out layers of this many channels or fewer for
-# LiteRT's XNNPACK delegate (research/litert_ops_bench.py, one thread):
-# - the pixel norm's channel mean as a 1x1 convolution (PixelNorm mean_by_conv):
-#   MEAN over 4 channels at 256x256 took 1.7-2.5x as long in six runs; at 8
-#   channels the two trade places from run to run; from 16 up MEAN is faster;
-# - 3x3 convolutions and norms over pairs of neighbouring columns (column_pairs),
-#   which fill vector lanes that 4 channels leave empty: the 3x3 convolution at
-#   256x256 1.07-1.17x faster in three runs (toRGB gains nothing, stays NHWC).
-# Training keeps the plain graph: under XLA a norm's forward and backward pass
-# took 1.5-1.9x as long with the convolution.
-LITERT_NARROW_CHANNELS = 4
-
-
 # ---- data range: the one place where images change representation -----------
 
 def uint8_to_network(images, cfg: NetworkConfig):
@@ -76,23 +62,33 @@ class _ListsInCheckpoints:
         return children
 
 
+class Layout:
+    """How a generator block runs its convolutions and pixel norms: each layer called
+    as it is, the graph that trains. mel_tf.litert_layout overrides both to lay out
+    the same maths, with the same weights, for the exported graph."""
+
+    def conv(self, layer, x):
+        return layer(x)
+
+    def norm(self, layer, x):
+        return layer(x)
+
+
+AS_TRAINED = Layout()
+
+
 class ConvActNorm(keras.layers.Layer):
     """conv -> [pixel norm] -> [lrelu], or conv -> [lrelu] -> [pixel norm] (paper order)."""
 
     def __init__(self, filters, kernel_size, cfg: NetworkConfig, pixel_norm: bool,
-                 padding=None, upsample=False, litert_narrow=False, activate=True,
-                 parameterization=None, **kwargs):
-        """`litert_narrow`: the LiteRT layout for few channels (LITERT_NARROW_CHANNELS).
-        `parameterization`: of the convolution (default: cfg.conv_weights)."""
+                 padding=None, upsample=False, activate=True, parameterization=None, **kwargs):
+        """`parameterization`: of the convolution (default: cfg.conv_weights)."""
         super().__init__(dtype=cfg.dtype_policy, **kwargs)
         self.conv = EqualizedConv2D(filters, kernel_size, gain=cfg.conv_gain,
                                     padding=padding or cfg.padding, upsample=upsample,
-                                    column_pairs=litert_narrow and not upsample,
                                     parameterization=parameterization or cfg.conv_weights,
                                     dtype=cfg.dtype_policy, name="conv")
-        self.norm = (PixelNorm(cfg.pixel_norm_eps, cfg.pixel_norm_style,
-                               mean_by_conv=litert_narrow, column_pairs=litert_narrow,
-                               dtype=cfg.dtype_policy)
+        self.norm = (PixelNorm(cfg.pixel_norm_eps, cfg.pixel_norm_style, dtype=cfg.dtype_policy)
                      if pixel_norm else None)
         self.norm_first = cfg.pixel_norm_before_activation
         self.slope = cfg.lrelu_slope if activate else None
@@ -100,14 +96,14 @@ class ConvActNorm(keras.layers.Layer):
     def build(self, input_shape):
         self.conv.build(input_shape)
 
-    def call(self, x):
-        x = self.conv(x)
+    def call(self, x, layout: Layout = AS_TRAINED):
+        x = layout.conv(self.conv, x)
         if self.norm is not None and self.norm_first:
-            x = self.norm(x)
+            x = layout.norm(self.norm, x)
         if self.slope is not None:
             x = tf.nn.leaky_relu(x, self.slope)
         if self.norm is not None and not self.norm_first:
-            x = self.norm(x)
+            x = layout.norm(self.norm, x)
         return x
 
 
@@ -119,15 +115,14 @@ class GeneratorBlock(_ListsInCheckpoints, keras.layers.Layer):
     """
     _checkpoint_lists = ("convs",)
 
-    def __init__(self, resolution, cfg: NetworkConfig, for_litert: bool = False, **kwargs):
+    def __init__(self, resolution, cfg: NetworkConfig, **kwargs):
         super().__init__(dtype=cfg.dtype_policy, name=f"g_block_{resolution}", **kwargs)
         cin, cout = cfg.g_block_channels(resolution)
         self.cin = cin
         grows = resolution > MIN_RESOLUTION
         n_convs = 2 if grows else cfg.g_first_block_convs
-        narrow = for_litert and cout <= LITERT_NARROW_CHANNELS
         self.convs = [ConvActNorm(cout, 3, cfg, pixel_norm=True, upsample=grows and i == 0,
-                                  litert_narrow=narrow, name=f"conv{i}")
+                                  name=f"conv{i}")
                       for i in range(n_convs)]
 
     def build(self, input_shape=None):
@@ -136,9 +131,9 @@ class GeneratorBlock(_ListsInCheckpoints, keras.layers.Layer):
             conv.build((None, None, None, channels))
             channels = conv.conv.filters
 
-    def call(self, x):
+    def call(self, x, layout: Layout = AS_TRAINED):
         for conv in self.convs:
-            x = conv(x)
+            x = conv(x, layout=layout)
         return x
 
 
@@ -228,9 +223,7 @@ class Generator(_Progressive):
     """Latent batch [N, latent_dim] -> images [N, R, R, 3] in the preset's data range."""
     _checkpoint_lists = ("blocks", "to_rgb")
 
-    def __init__(self, cfg: NetworkConfig, name: str = "generator", for_litert: bool = False):
-        """`for_litert`: the same function and weights, with the ops laid out for
-        LiteRT's XNNPACK delegate (the exported graph); slower to train."""
+    def __init__(self, cfg: NetworkConfig, name: str = "generator"):
         super().__init__(cfg, name=name)
         dt = cfg.dtype_policy
         if cfg.latent_mode == "dense":
@@ -241,7 +234,7 @@ class Generator(_Progressive):
             self.latent_dense.build((None, cfg.latent_dim))
             self.latent_act_norm = PixelNorm(cfg.pixel_norm_eps, cfg.pixel_norm_style, dtype=dt,
                                              name="latent_act_norm")
-        self.blocks = [GeneratorBlock(r, cfg, for_litert) for r in cfg.resolutions]
+        self.blocks = [GeneratorBlock(r, cfg) for r in cfg.resolutions]
         self.to_rgb = [EqualizedConv2D(3, 1, gain=cfg.to_rgb_gain, dtype=dt,
                                        parameterization=cfg.rgb_weights, name=f"to_rgb_{r}")
                        for r in cfg.resolutions]
@@ -259,23 +252,24 @@ class Generator(_Progressive):
         x = tf.reshape(x, [-1, 4, 4, cfg.base_channels])
         return self.latent_act_norm(tf.nn.leaky_relu(x, cfg.lrelu_slope))
 
-    def call(self, z):
-        rgb = self.pre_activation(z)
+    def call(self, z, layout: Layout = AS_TRAINED):
+        """`layout`: how the blocks run their layers (the exported graph's differs)."""
+        rgb = self.pre_activation(z, layout)
         if self.cfg.output_activation == "sigmoid":
             rgb = tf.sigmoid(rgb)
         return rgb
 
-    def pre_activation(self, z):
+    def pre_activation(self, z, layout: Layout = AS_TRAINED):
         """The output before the output activation (float32): the sigmoid's logits
         in the seed preset, the images themselves in the paper preset."""
         k = self._index(self.stage_resolution)
-        h = self.blocks[0](self._latent_to_map(z))
+        h = self.blocks[0](self._latent_to_map(z), layout=layout)
         for block in self.blocks[1:k]:
-            h = block(h)
+            h = block(h, layout=layout)
         if k == 0:
             rgb = self.to_rgb[0](h)
         else:
-            rgb = self.to_rgb[k](self.blocks[k](h))
+            rgb = self.to_rgb[k](self.blocks[k](h, layout=layout))
             if self.fading:
                 rgb = self.fade([self.upsample(self.to_rgb[k - 1](h)), rgb])
         return tf.cast(rgb, tf.float32)

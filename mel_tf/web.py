@@ -103,7 +103,7 @@ def write_page(net, web_dir: str, final_dir: str, description: dict, z_check: np
                log: Optional[Callable[[str], None]] = None) -> dict:
     """Writes the page into `web_dir` (which must not exist).
 
-    net: the float32 generator laid out for LiteRT, at the exported stage.
+    net: the exported graph (litert_layout.LiteRTGenerator), at the exported stage.
     description: the JSON shared by every export (export._describe).
     reference: the Keras generator's icons for z_check, or None to skip the check.
     final_dir: where web_dir will end up, for the summary.

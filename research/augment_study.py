@@ -60,7 +60,7 @@ def main(argv):
 
     from mel_tf import data as data_lib
     from mel_tf.config import TrainConfig, preset as make_preset
-    from mel_tf.generate import latents_for_seed
+    from mel_tf.seeds import latents_for_seed
     from mel_tf.images import image_grid, save_png
     from mel_tf.metrics import evaluate_images, generate_uint8
     from mel_tf.rundir import load_ema_generator

@@ -7,8 +7,8 @@ variants of a case are loaded in one process and timed interleaved, so that a
 shared machine's drift hits them alike. Cases, at the seed preset's shapes:
 
 - pixel_norm: the channel mean by MEAN (the training graph) against a 1x1
-  convolution with a [C, C] matrix of 1/C (`PixelNorm(mean_by_conv=True)`), at
-  every generator resolution; this sets networks.LITERT_NARROW_CHANNELS.
+  convolution with a [C, C] matrix of 1/C (`litert_layout.mean_by_conv`), at
+  every generator resolution; this sets litert_layout.LITERT_NARROW_CHANNELS.
 - upsample_conv: the fused upsample-conv (2x2 convolution over four phases)
   with its outputs laid out the earlier way (each phase cut out of the
   convolution's output by a channel slice, then concat and depth_to_space)
@@ -17,12 +17,12 @@ shared machine's drift hits them alike. Cases, at the seed preset's shapes:
   separate ADD, which the exported generator does not have (its converter
   moves the bias into the convolution).
 - conv3x3_4to4, to_rgb_4to3, pixel_norm_conv: the 256x256 block's layers in
-  NHWC and over column pairs (`column_pairs=True`; toRGB gains nothing and
-  is exported in NHWC).
+  NHWC and over column pairs (`litert_layout.column_pairs_conv2d`; toRGB gains
+  nothing and is exported in NHWC).
 - xla_pixel_norm_fwd_bwd (TensorFlow, not LiteRT): why training keeps MEAN,
   a pixel norm's forward and backward pass under XLA at batch 8.
 - generator: the seed preset's 256x256 generator (float output, batch 1) as
-  trained (`Generator(cfg)`) and as exported (`Generator(cfg, for_litert=True)`).
+  trained (`Generator(cfg)`) and as exported (`litert_layout.LiteRTGenerator`).
 
 Output JSON: {"date", "machine", "threads", "results": [{"case", "shape",
 "variant", "ms_median", "ms_p10"}, ...]}.
@@ -53,12 +53,21 @@ flags.DEFINE_string("out", None, "Write the JSON here (always printed).")
 SEED_CHANNELS = {4: 256, 8: 128, 16: 64, 32: 32, 64: 16, 128: 8, 256: 4}
 
 
+def norm_by_conv(column_pairs=False):
+    """The seed preset's pixel norm with its channel mean by a 1x1 convolution."""
+    import tensorflow as tf
+
+    from mel_tf.layers import PixelNorm
+    from mel_tf.litert_layout import mean_by_conv
+    norm = PixelNorm(1e-7, "seed")
+    return lambda x: norm.normalize(x, mean_by_conv(tf.square(x), column_pairs))
+
+
 def pixel_norm_cases():
     from mel_tf.layers import PixelNorm
     for r, c in SEED_CHANNELS.items():
         yield ("pixel_norm", [1, r, r, c], {
-            "mean": PixelNorm(1e-7, "seed"),
-            "conv1x1": PixelNorm(1e-7, "seed", mean_by_conv=True)})
+            "mean": PixelNorm(1e-7, "seed"), "conv1x1": norm_by_conv()})
 
 
 def upsample_conv_cases():
@@ -70,7 +79,7 @@ def upsample_conv_cases():
         """The earlier layout: phase (a, b) at y[i + a, j + b], cut out per phase."""
         def call(x):
             h, w, f = x.shape[1], x.shape[2], layer.filters
-            k = tf.concat([k for rows in _old_phases(layer._scaled_kernel(), 0)
+            k = tf.concat([k for rows in _old_phases(layer.scaled_kernel(), 0)
                            for k in _old_phases(rows, 1)], axis=-1)
             y = tf.nn.conv2d(_edge_pad1(x), k, strides=1, padding="VALID")
             y = tf.concat([y[:, a:a + h, b:b + w, (2 * a + b) * f:(2 * a + b + 1) * f]
@@ -88,22 +97,20 @@ def upsample_conv_cases():
 
 def column_pairs_cases():
     """The 256x256 block's 4-channel layers, NHWC and over column pairs."""
-    from mel_tf.layers import EqualizedConv2D, PixelNorm
+    from mel_tf.layers import EqualizedConv2D
+    from mel_tf.litert_layout import column_pairs_conv2d
 
     def pair(filters, kernel_size, channels):
         plain = EqualizedConv2D(filters, kernel_size, padding="reflect")
-        paired = EqualizedConv2D(filters, kernel_size, padding="reflect", column_pairs=True)
-        for layer in (plain, paired):
-            layer.build((None, None, None, channels))
-        paired.set_weights(plain.get_weights())
-        return {"nhwc": plain, "column_pairs": paired}
+        plain.build((None, None, None, channels))
+        return {"nhwc": plain, "column_pairs": lambda x: column_pairs_conv2d(
+            x, plain.scaled_kernel(), plain.bias, "reflect")}
 
     shape = [1, 256, 256, 4]
     yield ("conv3x3_4to4", shape, pair(4, 3, 4))
     yield ("to_rgb_4to3", shape, pair(3, 1, 4))
-    yield ("pixel_norm_conv", shape, {
-        "nhwc": PixelNorm(1e-7, "seed", mean_by_conv=True),
-        "column_pairs": PixelNorm(1e-7, "seed", mean_by_conv=True, column_pairs=True)})
+    yield ("pixel_norm_conv", shape, {"nhwc": norm_by_conv(),
+                                      "column_pairs": norm_by_conv(column_pairs=True)})
 
 
 def generator_cases():
@@ -111,13 +118,12 @@ def generator_cases():
     import keras
 
     from mel_tf.config import preset
+    from mel_tf.litert_layout import LiteRTGenerator
     from mel_tf.networks import Generator
     cfg = preset("seed", 256)
     keras.utils.set_random_seed(0)
     trained = Generator(cfg)
-    exported = Generator(cfg, for_litert=True)
-    for a, b in zip(exported.weights, trained.weights):
-        a.assign(b)
+    exported = LiteRTGenerator(trained)
     yield ("generator", [1, cfg.latent_dim], {"training_graph": trained,
                                               "litert_graph": exported})
 
@@ -169,7 +175,7 @@ def xla_training_rows(rounds):
         x = tf.constant(np.random.default_rng(0).standard_normal((8, r, r, c)), tf.float32)
         steps = {}
         for name, norm in (("mean", PixelNorm(1e-7, "seed")),
-                           ("conv1x1", PixelNorm(1e-7, "seed", mean_by_conv=True))):
+                           ("conv1x1", norm_by_conv())):
             @tf.function(jit_compile=True)
             def step(x, norm=norm):
                 with tf.GradientTape() as tape:

@@ -52,7 +52,7 @@ def main(argv):
     import tensorflow as tf
 
     from mel_tf.data import open_dataset
-    from mel_tf.export import load_run_generator
+    from mel_tf.serving import load_run_generator
 
     run = load_run_generator(F.logdir, F.resolution, allow_partial_fade=True)
     g, cfg = run.generator, run.net_cfg

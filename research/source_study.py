@@ -102,7 +102,7 @@ def main(argv):
 
     from benchmarks.machine import machine_info
     from mel_tf import data as data_lib
-    from mel_tf.generate import latents_for_seed
+    from mel_tf.seeds import latents_for_seed
     from mel_tf.images import image_grid, save_png
     from mel_tf.metrics import evaluate_images
 

@@ -81,27 +81,6 @@ def test_fused_upsample_needs_a_padded_3x3_kernel():
         EqualizedConv2D(4, 3, padding="valid", upsample=True)
 
 
-@pytest.mark.parametrize("kernel,padding", [(3, "reflect"), (3, "zero"), (1, "zero")])
-def test_column_pairs_conv_matches_numpy(kernel, padding):
-    # Width 8 and height 5: reflection at both packed edges, rows unpaired.
-    x = RNG.standard_normal((2, 5, 8, 4)).astype(np.float32)
-    layer = EqualizedConv2D(3, kernel, padding=padding, column_pairs=True)
-    layer.build(x.shape)
-    layer.bias.assign(RNG.standard_normal(3).astype(np.float32))
-    w = layer.kernel.numpy().astype(np.float64) * layer.scale
-    expected = numpy_conv(x.astype(np.float64), w, layer.bias.numpy(), padding)
-    np.testing.assert_allclose(layer(x).numpy(), expected, rtol=1e-4, atol=1e-4)
-
-
-def test_column_pairs_needs_a_plain_1x1_or_padded_3x3_conv():
-    for kwargs in (dict(kernel_size=3, upsample=True), dict(kernel_size=3, padding="valid"),
-                   dict(kernel_size=4)):
-        with pytest.raises(ValueError, match="column_pairs"):
-            EqualizedConv2D(4, column_pairs=True, **kwargs)
-    with pytest.raises(ValueError, match="mean_by_conv"):
-        PixelNorm(column_pairs=True)
-
-
 @pytest.mark.parametrize("kernel,cin", [(1, 16), (3, 16), (3, 512)])
 def test_equalized_scale_is_gain_over_sqrt_fan_in(kernel, cin):
     layer = EqualizedConv2D(64, kernel, gain=math.sqrt(2))   # >= 1024 weights: a stable std
@@ -120,14 +99,16 @@ def test_equalized_dense_scale_and_output():
     np.testing.assert_allclose(y, x @ (layer.kernel.numpy() * layer.scale), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("style,eps", [("seed", 1e-7), ("paper", 1e-8)])
-@pytest.mark.parametrize("mean_by_conv,column_pairs", [(False, False), (True, False), (True, True)])
-def test_pixel_norm_matches_numpy(style, eps, mean_by_conv, column_pairs):
-    x = RNG.standard_normal((2, 3, 4, 8)).astype(np.float32) * 5
-    y = PixelNorm(eps, style, mean_by_conv=mean_by_conv, column_pairs=column_pairs)(x).numpy()
+def numpy_pixel_norm(x, style, eps):
     ms = np.mean(x.astype(np.float64) ** 2, axis=-1, keepdims=True)
-    expected = x / (np.sqrt(ms) + eps) if style == "seed" else x / np.sqrt(ms + eps)
-    np.testing.assert_allclose(y, expected, rtol=1e-5)
+    return x / (np.sqrt(ms) + eps) if style == "seed" else x / np.sqrt(ms + eps)
+
+
+@pytest.mark.parametrize("style,eps", [("seed", 1e-7), ("paper", 1e-8)])
+def test_pixel_norm_matches_numpy(style, eps):
+    x = RNG.standard_normal((2, 3, 4, 8)).astype(np.float32) * 5
+    y = PixelNorm(eps, style)(x).numpy()
+    np.testing.assert_allclose(y, numpy_pixel_norm(x, style, eps), rtol=1e-5)
     np.testing.assert_allclose(np.mean(y ** 2, axis=-1), 1.0, rtol=1e-4)
 
 
@@ -184,9 +165,8 @@ def test_upsample_and_downsample_match_numpy():
 
 @pytest.mark.parametrize("layer", [
     EqualizedConv2D(5, 3, gain=2.0, padding="reflect"),
-    EqualizedConv2D(5, 3, padding="zero", upsample=True), EqualizedConv2D(5, 1, column_pairs=True),
-    EqualizedDense(4, gain=0.5), PixelNorm(1e-7, "seed"),
-    PixelNorm(mean_by_conv=True, column_pairs=True), MiniBatchStd(4, True, 0.0), FadeIn(0.3),
+    EqualizedConv2D(5, 3, padding="zero", upsample=True), EqualizedConv2D(5, 1, padding="reflect"),
+    EqualizedDense(4, gain=0.5), PixelNorm(1e-7, "seed"), MiniBatchStd(4, True, 0.0), FadeIn(0.3),
     Upsample2x(), Downsample2x()])
 def test_layers_round_trip_through_get_config(layer):
     clone = type(layer).from_config(layer.get_config())

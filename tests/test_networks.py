@@ -126,33 +126,6 @@ def test_fade_at_one_ignores_the_old_path():
     assert np.abs(g2(z).numpy() - g(z).numpy()).max() > 1e-4
 
 
-@pytest.mark.parametrize("name,resolution,width", [("seed", 32, 1 / 8), ("paper", 128, 1 / 32)])
-def test_litert_layout_computes_the_same_function(name, resolution, width):
-    # These widths give 4 or fewer channels in the top blocks (the LiteRT layout
-    # there) and more below (the plain one), so both are exercised.
-    cfg = preset(name, resolution, width=width)
-    g = Generator(cfg)
-    litert = Generator(cfg, for_litert=True)
-    assert [w.path for w in litert.weights] == [w.path for w in g.weights]
-    for a, b in zip(litert.weights, g.weights):
-        a.assign(b)
-    norms = [conv.norm for block in litert.blocks for conv in block.convs]
-    by_conv = [n.mean_by_conv for n in norms]
-    assert any(by_conv) and not all(by_conv)
-    plain_convs = [conv for block in litert.blocks for conv in block.convs
-                   if not conv.conv.upsample]
-    paired = [conv.conv.column_pairs and conv.norm.column_pairs for conv in plain_convs]
-    assert any(paired) and not all(paired)
-    assert not any(conv.norm.mean_by_conv or conv.conv.column_pairs
-                   for block in g.blocks for conv in block.convs)
-    z = RNG.standard_normal((3, cfg.latent_dim)).astype(np.float32)
-    for stage in (resolution // 2, resolution):
-        g.set_stage(stage)
-        litert.set_stage(stage)
-        # Float rounding differs (another summation order) through up to 12 layers.
-        np.testing.assert_allclose(litert(z).numpy(), g(z).numpy(), rtol=1e-4, atol=2e-5)
-
-
 def test_growing_keeps_the_learned_weights():
     cfg = preset("seed", 16, width=1 / 32)
     g, d = build_networks(cfg)

@@ -75,7 +75,8 @@ def main(argv):
     import numpy as np
 
     from mel_tf import data as data_lib
-    from mel_tf.generate import latents_for_seed, load_model
+    from mel_tf.seeds import latents_for_seed
+    from mel_tf.serving import load_model
     from mel_tf.metrics import evaluate_images
 
     try:
