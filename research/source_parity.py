@@ -159,7 +159,9 @@ def main(argv):
     del argv
     if F.table:
         with open(F.table) as f:
-            print(table(json.load(f)["phases"]))
+            saved = json.load(f)
+        stages = int(math.log2(saved["resolution"])) - 1
+        print(table(summarize(saved["losses"], saved["res_step"], stages)))
         return
     if not F.source:
         raise app.UsageError("--source (a clone of zassou65535/image_generator_2) is needed")
@@ -246,7 +248,7 @@ def main(argv):
                     "source_float64", "source_float32", "mel_tf"))
                 , flush=True)
 
-    result = {"phases": summarize(records), "losses": records}
+    result = {"phases": summarize(records, F.res_step, stages), "losses": records}
     result.update({"machine": machine_info(), "date": time.strftime("%Y-%m-%d"),
                    "command": " ".join(sys.argv), "res_step": F.res_step, "resync": F.resync,
                    "resolution": F.resolution, "batch_size": F.batch_size, "seed": F.seed,
@@ -259,14 +261,14 @@ def main(argv):
             f.write(text + "\n")
 
 
-def summarize(records):
+def summarize(records, res_step, stages):
     """Per phase and float32 run: the largest loss difference from the float64 source
     (absolute, and relative to the loss's size), mel_tf's from the float32 source too,
     and, with --resync, the largest and the median update error per network."""
     phases = {}
     for row in records:
-        name = f"{row['resolution']}x{row['resolution']} " + (
-            "stable" if row["resolution"] == 4 or row["alpha"] == 1.0 else "fade")
+        stable = row["resolution"] == 4 or row["iteration"] / res_step > stages
+        name = f"{row['resolution']}x{row['resolution']} " + ("stable" if stable else "fade")
         phase = phases.setdefault(name, {"iterations": [row["iteration"], row["iteration"]],
                                          "source_float32": {}, "mel_tf": {}, "_updates": {}})
         phase["iterations"][1] = row["iteration"]
