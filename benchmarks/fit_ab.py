@@ -6,7 +6,7 @@ the logs read back) against `ProGAN.fit()` with the callbacks `train()` passes.
 
 Both run the same model, the same phase dataset (`training.phase_dataset`)
 and XLA, in one process per resolution, alternating rounds of --steps steps,
-so a shared machine's drift hits both alike. Per round: the median step
+so a shared machine's drift hits both alike; the order alternates (ABBA). Per round: the median step
 (the time between the ends of consecutive steps) and the round's wall time
 per step (with each path's start-up: the iterator, fit's set-up). The ratio
 fit/loop is reported per round; its median and range are the result.
@@ -119,9 +119,12 @@ def run_one(resolution: int) -> dict:
         run(2)
         compile_s[name] = time.perf_counter() - t0
     rounds = []
-    for _ in range(F.rounds):
-        row = {}
-        for name, run in runs.items():
+    for i in range(F.rounds):
+        row = {"first": "loop" if i % 2 == 0 else "fit"}
+        # ABBA: each path goes first in every other round, so that what the
+        # order itself costs (the previous pipeline's teardown) hits both alike.
+        for name in (("loop", "fit") if i % 2 == 0 else ("fit", "loop")):
+            run = runs[name]
             t0 = time.perf_counter()
             ends = run(steps)
             wall = time.perf_counter() - t0

@@ -170,7 +170,7 @@ class TensorBoardScalars(keras.callbacks.Callback):
         with self.writer.as_default():
             for k, v in self.window.means().items():
                 tf.summary.scalar(f"loss/{k}", v, step=at)
-            tf.summary.scalar("progress/alpha", c.alpha if c.phase.fading else 1.0, step=at)
+            tf.summary.scalar("progress/alpha", c.alpha, step=at)
             tf.summary.scalar("progress/resolution", c.phase.resolution, step=at)
             tf.summary.scalar("progress/learning_rate", c.phase.learning_rate, step=at)
             tf.summary.scalar("progress/images_per_second", self.window.images_per_second(),
