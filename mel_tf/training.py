@@ -308,13 +308,9 @@ def train(net_cfg: NetworkConfig, train_cfg: TrainConfig, image_set, logdir: str
     with cb.StopRequests() as stop:
         checkpoints = cb.Checkpoints(clock, files, state, options.checkpoint_every_images, stop,
                                      options.stop_after_steps)
-        run_callbacks = [
-            cb.StopOnNaN(clock, files.directory), clock, cb.Fade(clock),
-            cb.TensorBoardScalars(clock, writer, options.log_every_steps),
-            cb.ProgressBar(clock, options.progress and chief),
-            cb.Samples(clock, logdir, writer, fixed_z, options.sample_every_images, chief),
-            cb.PhaseMetrics(clock, writer, metrics_fn, options.metrics_every_images, chief),
-            checkpoints, *callbacks]
+        run_callbacks = [*_loop_callbacks(clock, files.directory, logdir, writer, fixed_z,
+                                          options, metrics_fn, chief),
+                         checkpoints, *callbacks]
         while not clock.done and checkpoints.stopped is None:
             clock.start_phase()
             steps = -(-(clock.phase_end - clock.images_shown) // clock.phase.batch_size)
@@ -335,6 +331,16 @@ def train(net_cfg: NetworkConfig, train_cfg: TrainConfig, image_set, logdir: str
         log.info("Training complete: %d images shown in %d steps", clock.images_shown, clock.step)
     return {"images_shown": clock.images_shown, "step": clock.step,
             "stopped": checkpoints.stopped, "done": clock.done, "model": model}
+
+
+def _loop_callbacks(clock: cb.Clock, checkpoint_dir: str, logdir: str, writer,
+                    fixed_z: np.ndarray, options: LoopOptions, metrics_fn, chief: bool):
+    """The callbacks before Checkpoints, in the order they must run."""
+    return [cb.StopOnNaN(clock, checkpoint_dir), clock, cb.Fade(clock),
+            cb.TensorBoardScalars(clock, writer, options.log_every_steps),
+            cb.ProgressBar(clock, options.progress and chief),
+            cb.Samples(clock, logdir, writer, fixed_z, options.sample_every_images, chief),
+            cb.PhaseMetrics(clock, writer, metrics_fn, options.metrics_every_images, chief)]
 
 
 def phase_dataset(image_set, net_cfg: NetworkConfig, train_cfg: TrainConfig, resolution: int,
