@@ -53,7 +53,7 @@ def paths(resolution: int):
     from mel_tf.config import LoopOptions, TrainConfig, preset
     from mel_tf.data import ImageSet, LoadReport
     from mel_tf.schedule import Phase, Schedule
-    from mel_tf.training import ProGAN, phase_dataset
+    from mel_tf.training import ProGAN, loop_callbacks, phase_dataset
 
     net = preset(F.preset, resolution, F.width)
     tc = TrainConfig(batch_size=F.batch_size, xla=F.xla)
@@ -66,7 +66,6 @@ def paths(resolution: int):
     # One long phase, half faded: no phase end (and so no checkpoint) while timed.
     phase = Phase(resolution, fading, 10**9, F.batch_size, tc.learning_rate)
     clock = cb.Clock(Schedule([phase]), images_shown=phase.images // 2)
-    opts = LoopOptions()
     writer = tf.summary.create_noop_writer()
     model.set_stage(resolution, fading)
     step_fn = tf.function(model.train_step, jit_compile=F.xla, autograph=False)
@@ -94,13 +93,9 @@ def paths(resolution: int):
 
     ends = Ends()
     # train()'s callbacks; nothing is due to be saved or sampled while timed.
-    callbacks = [
-        cb.StopOnNaN(clock, "-"), clock, cb.Fade(clock),
-        cb.TensorBoardScalars(clock, writer, opts.log_every_steps),
-        cb.ProgressBar(clock, enabled=False),
-        cb.Samples(clock, "-", writer, None, 0, chief=False),
-        cb.PhaseMetrics(clock, writer, None, 0, chief=False),
-        cb.Checkpoints(clock, None, None, 0, cb.StopRequests()), ends]
+    callbacks = [*loop_callbacks(clock, "-", "-", writer, None, LoopOptions(progress=False,
+                                 sample_every_images=0), None, chief=False),
+                 cb.Checkpoints(clock, None, None, 0, cb.StopRequests()), ends]
 
     def fit(steps):
         model.fit(dataset(steps), steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False,

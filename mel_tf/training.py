@@ -308,7 +308,7 @@ def train(net_cfg: NetworkConfig, train_cfg: TrainConfig, image_set, logdir: str
     with cb.StopRequests() as stop:
         checkpoints = cb.Checkpoints(clock, files, state, options.checkpoint_every_images, stop,
                                      options.stop_after_steps)
-        run_callbacks = [*_loop_callbacks(clock, files.directory, logdir, writer, fixed_z,
+        run_callbacks = [*loop_callbacks(clock, files.directory, logdir, writer, fixed_z,
                                           options, metrics_fn, chief),
                          checkpoints, *callbacks]
         while not clock.done and checkpoints.stopped is None:
@@ -333,7 +333,7 @@ def train(net_cfg: NetworkConfig, train_cfg: TrainConfig, image_set, logdir: str
             "stopped": checkpoints.stopped, "done": clock.done, "model": model}
 
 
-def _loop_callbacks(clock: cb.Clock, checkpoint_dir: str, logdir: str, writer,
+def loop_callbacks(clock: cb.Clock, checkpoint_dir: str, logdir: str, writer,
                     fixed_z: np.ndarray, options: LoopOptions, metrics_fn, chief: bool):
     """The callbacks before Checkpoints, in the order they must run."""
     return [cb.StopOnNaN(clock, checkpoint_dir), clock, cb.Fade(clock),
