@@ -8,36 +8,38 @@ data pipeline, so a step is a pure function of the run's seed and its index:
 a resumed run repeats the steps an uninterrupted run would take, and a
 `tf.distribute` strategy splits noise and images together.
 
-`train()` runs a whole schedule: stages, fade-in, checkpoints, TensorBoard,
-samples, progress, signals.
+`ProGAN` trains through Keras: `compile(g_optimizer=..., d_optimizer=...,
+jit_compile=...)`, then `fit()` on the batches. `train()` runs a whole
+schedule as one `fit()` per phase; the fade, checkpoints, TensorBoard,
+samples, metrics, progress and signals are callbacks in `mel_tf.callbacks`.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
-import shutil
-import signal
-import sys
-import tempfile
-import threading
-import time
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from mel_tf import augment as augment_lib
+from mel_tf import callbacks as cb
 from mel_tf import losses, optimizers, rundir
+from mel_tf.callbacks import TrainingDiverged  # noqa: F401  (raised by train())
 from mel_tf.config import LoopOptions, NetworkConfig, TrainConfig
 from mel_tf.layers import Downsample2x, Upsample2x
-from mel_tf.networks import (Generator, build_networks, initialize, network_to_uint8,
-                             uint8_to_network)
+from mel_tf.networks import Generator, build_networks, initialize, uint8_to_network
 from mel_tf.schedule import schedule_for
 
 log = logging.getLogger("mel_tf")
+
+
+def adam(train_cfg: TrainConfig) -> optimizers.Adam:
+    """PyTorch's Adam with the run's settings (mel_tf.optimizers)."""
+    return optimizers.Adam(learning_rate=train_cfg.learning_rate, beta_1=train_cfg.adam_beta1,
+                           beta_2=train_cfg.adam_beta2, epsilon=train_cfg.adam_epsilon)
 
 
 class ProGAN(keras.Model):
@@ -54,19 +56,53 @@ class ProGAN(keras.Model):
         for ema_var, var in zip(self.generator_ema.weights, self.generator.weights):
             ema_var.assign(var)
 
-        def adam():
-            return optimizers.Adam(
-                learning_rate=train_cfg.learning_rate, beta_1=train_cfg.adam_beta1,
-                beta_2=train_cfg.adam_beta2, epsilon=train_cfg.adam_epsilon)
-        self.g_optimizer, self.d_optimizer = adam(), adam()
-        # Built on every stage's variables: a stage trains a subset of them.
-        self.g_optimizer.build(self.generator.trainable_variables)
-        self.d_optimizer.build(self.discriminator.trainable_variables)
+        # Usable without compile() (tests, benchmarks); compile() may replace them.
+        self.g_optimizer, self.d_optimizer = adam(train_cfg), adam(train_cfg)
+        self._build_optimizers()
         self.augment_policy = augment_lib.parse_policy(train_cfg.augment)
         self.adaptive = (augment_lib.AdaptiveAugment(target=train_cfg.ada_target)
                          if train_cfg.adaptive_augment and self.augment_policy else None)
         self._upsample, self._pool = Upsample2x(), Downsample2x()
         self.built = True
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Nothing to build: every stage's variables exist from __init__.
+
+        Keras's fit under a strategy otherwise reads a batch to trace call()
+        (which a GAN does not have) whenever a layer without weights (pixel
+        norm, resampling) of a stage not yet run is unbuilt, and reduces that
+        batch across replicas, which fails for a dict batch under
+        MultiWorkerMirroredStrategy. Keras offers no public switch for this.
+        """
+        return
+
+    def _build_optimizers(self):
+        # Built on every stage's variables: a stage trains a subset of them.
+        self.g_optimizer.build(self.generator.trainable_variables)
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+
+    def compile(self, g_optimizer: Optional[keras.optimizers.Optimizer] = None,
+                d_optimizer: Optional[keras.optimizers.Optimizer] = None,
+                jit_compile: bool = False, steps_per_execution: int = 1):
+        """Keras's compile for a GAN (as keras-io's WGAN-GP example): the two
+        optimizers (default: `adam(train_cfg)`, PyTorch's Adam), no loss, no
+        Keras optimizer. Call under the strategy's scope, like the model."""
+        super().compile(optimizer=None, jit_compile=jit_compile,
+                        steps_per_execution=steps_per_execution)
+        if g_optimizer is not None or d_optimizer is not None:
+            self.g_optimizer = g_optimizer or self.g_optimizer
+            self.d_optimizer = d_optimizer or self.d_optimizer
+            self._build_optimizers()
+
+    def checkpoint_objects(self, state) -> dict:
+        """What a checkpoint holds: the networks, the optimizers, the run's
+        position (`state`) and the adaptive augmentation's p."""
+        objects = dict(generator=self.generator, discriminator=self.discriminator,
+                       generator_ema=self.generator_ema, g_optimizer=self.g_optimizer,
+                       d_optimizer=self.d_optimizer, state=state)
+        if self.adaptive is not None:
+            objects["augment"] = self.adaptive
+        return objects
 
     # ---- stage control (called from the host between steps) -----------------
     def set_stage(self, resolution: int, fading: bool):
@@ -160,7 +196,18 @@ class ProGAN(keras.Model):
                   "fake_score": tf.reduce_mean(fake_scores_d)}
         if self.adaptive is not None:
             result["augment_p"] = self.adaptive.p.read_value()
-        return result
+        return self._logs_for_fit(result)
+
+    @staticmethod
+    def _logs_for_fit(logs):
+        """The step's logs as Keras's fit averages them over the replicas: the
+        local replicas' scalars, but across workers (MultiWorkerMirroredStrategy)
+        the mean along axis 0 of their values, which must then be vectors."""
+        strategy = tf.distribute.get_strategy()
+        if (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+                and strategy.num_replicas_in_sync > len(strategy.extended.worker_devices)):
+            return {k: tf.reshape(v, [1]) for k, v in logs.items()}
+        return logs
 
     @staticmethod
     def _apply(optimizer, grads, variables):
@@ -207,130 +254,23 @@ def step_noise(net_cfg: NetworkConfig, train_cfg: TrainConfig, batch_size: int):
 
 # ---- the loop -------------------------------------------------------------------
 
-class TrainingDiverged(RuntimeError):
-    """A loss became NaN or infinite."""
-
-
-class _Progress:
-    """One status line: phase, resolution, a, losses, speed and ETA."""
-
-    def __init__(self, total_images: int, enabled: bool):
-        self.total = total_images
-        self.enabled = enabled
-        self.tty = sys.stderr.isatty()
-        self.last_print = 0.0
-
-    def update(self, images, phase_name, phase_no, phases, alpha, losses_now, ips, force=False):
-        if not self.enabled:
-            return
-        now = time.time()
-        if not force and now - self.last_print < (0.5 if self.tty else 30.0):
-            return
-        self.last_print = now
-        eta = (self.total - images) / ips if ips > 0 else float("nan")
-        eta_text = time.strftime("%H:%M:%S", time.gmtime(eta)) if math.isfinite(eta) else "?"
-        done = images / self.total
-        bar = "#" * int(20 * done) + "-" * (20 - int(20 * done))
-        line = (f"[{bar}] {100 * done:5.1f}% phase {phase_no}/{phases} {phase_name} a={alpha:.3f} "
-                f"G {losses_now.get('g_loss', float('nan')):+.3f} "
-                f"D {losses_now.get('d_loss', float('nan')):+.3f} {ips:6.1f} img/s ETA {eta_text}")
-        sys.stderr.write(("\r" + line + "\x1b[K") if self.tty else line + "\n")
-        sys.stderr.flush()
-
-    def close(self):
-        if self.enabled and self.tty:
-            sys.stderr.write("\n")
-
-
-class _StopRequests:
-    """Turns SIGINT/SIGTERM into a flag the loop checks after each step."""
-
-    def __init__(self):
-        self.signal_name = None
-        self._previous = {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        if self.signal_name is not None:   # a second Ctrl-C: stop now
-            raise KeyboardInterrupt
-        self.signal_name = signal.Signals(signum).name
-
-    def __exit__(self, *exc):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        return False
-
-
-class _Checkpoints:
-    """The run's checkpoints. Every worker of a multi-worker run takes part in a
-    save, but only the chief's is kept: the others write into a temporary
-    directory that is removed after each save (TensorFlow's multi-worker
-    guide), and every worker restores from the chief's."""
-
-    def __init__(self, logdir: str, objects: dict, max_to_keep: int, chief: bool):
-        self.directory = os.path.join(logdir, rundir.CHECKPOINT_DIR)
-        self._temp = None if chief else tempfile.mkdtemp(prefix="mel_tf_worker_")
-        self.manager = rundir.checkpoint_manager(logdir, max_to_keep, directory=self._temp,
-                                                 **objects)
-        self.restored = None
-
-    def restore(self) -> Optional[str]:
-        """Restores the chief's latest checkpoint; returns its path, or None."""
-        latest = tf.train.latest_checkpoint(self.directory)
-        if latest:
-            self.manager.checkpoint.restore(latest).assert_existing_objects_matched()
-            self.restored = latest
-        return latest
-
-    def save(self, step: int) -> str:
-        path = rundir.save_checkpoint(self.manager, step)
-        if self._temp is not None:
-            shutil.rmtree(self._temp, ignore_errors=True)
-            path = os.path.join(self.directory, os.path.basename(path))
-        return path
-
-    def close(self):
-        if self._temp is not None:
-            shutil.rmtree(self._temp, ignore_errors=True)
-
-
-def _make_step_fn(model: ProGAN, strategy, xla: bool):
-    """The step for the model's current stage, traced once for the stage."""
-    if strategy.num_replicas_in_sync == 1:
-        # autograph=False: the step has no tensor-dependent Python control flow,
-        # and converting it costs seconds of tracing per stage.
-        return tf.function(model.train_step, jit_compile=xla, autograph=False)
-
-    @tf.function(autograph=False)
-    def distributed_step(batch):
-        per_replica = strategy.run(model.train_step, args=(batch,))
-        return {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
-                for k, v in per_replica.items()}
-    return distributed_step
-
-
 def train(net_cfg: NetworkConfig, train_cfg: TrainConfig, image_set, logdir: str,
           strategy: Optional[tf.distribute.Strategy] = None,
           options: Optional[LoopOptions] = None,
           metrics_fn: Optional[Callable] = None,
-          records: Optional[rundir.Records] = None) -> dict:
-    """Trains (or resumes) the run in `logdir` through the whole schedule.
+          records: Optional[rundir.Records] = None,
+          callbacks: Sequence[keras.callbacks.Callback] = ()) -> dict:
+    """Trains (or resumes) the run in `logdir` through the whole schedule: one
+    `model.fit()` per phase, with the callbacks of `mel_tf.callbacks` and then
+    the user's `callbacks` (Keras callbacks; they see every step's logs).
 
     image_set: gives `images(resolution)` -> uint8 [N, R, R, 3].
     metrics_fn(generator_ema, resolution) -> {name: float}: evaluated at the
     end of every phase (and every `metrics_every_images`), written to TensorBoard.
     records: flags.txt, dataset.json and whether the settings may change on
     resume (`rundir.prepare`); nothing is written if the start is refused.
-    Returns {"images_shown", "step", "stopped" (signal name or None), "done"}.
+    Returns {"images_shown", "step", "stopped" (signal name or None), "done", "model"}.
     """
-    from mel_tf import data as data_lib
-    from mel_tf.images import image_grid, save_png
-
     options = options or LoopOptions()
     strategy = strategy or tf.distribute.get_strategy()
     schedule = schedule_for(net_cfg, train_cfg)
@@ -344,146 +284,79 @@ def train(net_cfg: NetworkConfig, train_cfg: TrainConfig, image_set, logdir: str
 
     with strategy.scope():
         model = ProGAN(net_cfg, train_cfg)
+        # XLA on one device only: the loop this replaces never compiled the
+        # replicated step, and Keras's own default leaves XLA off under a strategy.
+        model.compile(jit_compile=train_cfg.xla and strategy.num_replicas_in_sync == 1)
         state = rundir.RunState()
-    objects = dict(generator=model.generator, discriminator=model.discriminator,
-                   generator_ema=model.generator_ema, g_optimizer=model.g_optimizer,
-                   d_optimizer=model.d_optimizer, state=state)
-    if model.adaptive is not None:
-        objects["augment"] = model.adaptive
-    checkpoints = _Checkpoints(logdir, objects, options.max_to_keep, chief)
-    if checkpoints.restore():
+    files = cb.CheckpointFiles(logdir, model.checkpoint_objects(state), options.max_to_keep,
+                               chief)
+    if files.restore():
         log.info("Resuming %s from %s: %d images shown, step %d", logdir,
-                 os.path.basename(checkpoints.restored), int(state.images_shown.numpy()),
+                 os.path.basename(files.restored), int(state.images_shown.numpy()),
                  int(state.step.numpy()))
     elif resumed:
         log.info("%s has a configuration but no checkpoint: starting from the beginning", logdir)
 
     writer = tf.summary.create_file_writer(logdir) if chief else tf.summary.create_noop_writer()
-    if records and records.flags_text and not checkpoints.restored:
+    if records and records.flags_text and not files.restored:
         with writer.as_default():
             tf.summary.text("flags", records.flags_text, step=0)
     fixed_z = np.random.default_rng([train_cfg.seed, 2**31]).standard_normal(
         (options.grid_size, net_cfg.latent_dim), dtype=np.float32)
 
-    images_shown = int(state.images_shown.numpy())
-    step = int(state.step.numpy())
-
-    def save(reason):
-        state.images_shown.assign(images_shown)
-        state.step.assign(step)
-        path = checkpoints.save(step)
-        log.info("Checkpoint %s (%s)", os.path.basename(path), reason)
-
-    def write_samples(resolution):
-        fakes = network_to_uint8(model.generator_ema(fixed_z, training=False), net_cfg).numpy()
-        grid = image_grid(fakes, min_cell=64)
-        if not chief:
-            return
-        save_png(os.path.join(logdir, rundir.SAMPLES_DIR,
-                              f"{images_shown:09d}_{resolution}x{resolution}.png"), grid)
-        with writer.as_default():
-            tf.summary.image("samples", grid[None], step=images_shown)
-
-    def write_metrics(resolution):
-        if metrics_fn is None or not chief:
-            return
-        values = metrics_fn(model.generator_ema, resolution)
-        if not values:
-            return
-        with writer.as_default():
-            for name, value in values.items():
-                tf.summary.scalar(f"metrics/{name}", value, step=images_shown)
-        log.info("Metrics at %d images (%dx%d): %s", images_shown, resolution, resolution,
-                 ", ".join(f"{k} {v:.4g}" for k, v in values.items()))
-
-    progress = _Progress(schedule.total_images, options.progress and chief)
-    stopped = None
-    with _StopRequests() as stop:
-        while images_shown < schedule.total_images and stopped is None:
-            pos = schedule.locate(images_shown)
-            phase = pos.phase
-            model.set_stage(phase.resolution, phase.fading)
-            model.set_learning_rate(phase.learning_rate)
-            step_fn = _make_step_fn(model, strategy, train_cfg.xla)
-            batch = phase.batch_size
-            dataset = data_lib.batch_dataset(
-                image_set.images(phase.resolution), batch * train_cfg.critic_steps,
-                train_cfg.seed, step, extra_fn=_with_step_vector(
-                    step_noise(net_cfg, train_cfg, batch), batch * train_cfg.critic_steps))
-            phase_start = schedule.starts[pos.phase_index]
-            phase_end = schedule.phase_end(pos.phase_index)
-            # Exactly the phase's steps: an endless pipeline abandoned at the end
-            # of a phase took ~40 s to tear down (its prefetched work in flight).
-            dataset = dataset.take(-(-(phase_end - images_shown) // batch))
-            # The scalar "step" cannot be split over replicas; "steps" carries it.
-            dataset = dataset.map(lambda e: {k: v for k, v in e.items() if k != "step"})
-            if strategy.num_replicas_in_sync > 1:
-                dataset = strategy.experimental_distribute_dataset(dataset)
-            log.info("Phase %d/%d: %s (%d images, batch %d, lr %g)", pos.phase_index + 1,
-                     len(schedule.phases), phase.name, phase.images, batch, phase.learning_rate)
-            sums, count, t_window, n_window = {}, 0, time.time(), 0
-            ips = 0.0
-            for element in dataset:
-                alpha = (images_shown - phase_start) / phase.images if phase.fading else 1.0
-                model.set_alpha(alpha)
-                out = {k: float(v) for k, v in step_fn(element).items()}
-                if not all(math.isfinite(v) for v in out.values()):
-                    bad = ", ".join(f"{k}={v}" for k, v in out.items() if not math.isfinite(v))
-                    raise TrainingDiverged(
-                        f"non-finite loss at step {step} ({images_shown} images, {phase.name}): "
-                        f"{bad}; the last good checkpoint is kept in {checkpoints.directory}")
-                step += 1
-                images_shown += batch
-                n_window += batch
-                count += 1
-                for k, v in out.items():
-                    sums[k] = sums.get(k, 0.0) + v
-                if count == options.log_every_steps or images_shown >= phase_end:
-                    elapsed = time.time() - t_window
-                    ips = n_window / max(elapsed, 1e-9)
-                    with writer.as_default():
-                        for k, v in sums.items():
-                            tf.summary.scalar(f"loss/{k}", v / count, step=images_shown)
-                        tf.summary.scalar("progress/alpha", alpha, step=images_shown)
-                        tf.summary.scalar("progress/resolution", phase.resolution, step=images_shown)
-                        tf.summary.scalar("progress/learning_rate", phase.learning_rate,
-                                          step=images_shown)
-                        tf.summary.scalar("progress/images_per_second", ips, step=images_shown)
-                    progress.update(images_shown, phase.name, pos.phase_index + 1,
-                                    len(schedule.phases), alpha,
-                                    {k: v / count for k, v in sums.items()}, ips)
-                    sums, count, t_window, n_window = {}, 0, time.time(), 0
-
-                def crossed(every):
-                    return every and images_shown // every != (images_shown - batch) // every
-                if crossed(options.sample_every_images):
-                    write_samples(phase.resolution)
-                if crossed(options.metrics_every_images):
-                    write_metrics(phase.resolution)
-                if options.stop_after_steps is not None and step >= options.stop_after_steps:
-                    stop.signal_name = stop.signal_name or "stop_after_steps"
-                if stop.signal_name is not None:
-                    stopped = stop.signal_name
-                    save(f"stopped by {stopped}")
-                    break
-                if images_shown >= phase_end:
-                    save(f"end of {phase.name}")
-                    write_samples(phase.resolution)
-                    write_metrics(phase.resolution)
-                    break
-                if crossed(options.checkpoint_every_images):
-                    save("periodic")
-    progress.close()
-    checkpoints.close()
+    clock = cb.Clock(schedule, int(state.images_shown.numpy()), int(state.step.numpy()))
+    with cb.StopRequests() as stop:
+        checkpoints = cb.Checkpoints(clock, files, state, options.checkpoint_every_images, stop,
+                                     options.stop_after_steps)
+        run_callbacks = [*loop_callbacks(clock, files.directory, logdir, writer, fixed_z,
+                                          options, metrics_fn, chief),
+                         checkpoints, *callbacks]
+        while not clock.done and checkpoints.stopped is None:
+            clock.start_phase()
+            steps = -(-(clock.phase_end - clock.images_shown) // clock.phase.batch_size)
+            log.info("Phase %d/%d: %s (%d images, batch %d, lr %g)", clock.phase_index + 1,
+                     len(schedule.phases), clock.phase.name, clock.phase.images,
+                     clock.phase.batch_size, clock.phase.learning_rate)
+            with strategy.scope():
+                model.fit(phase_dataset(image_set, net_cfg, train_cfg, clock.phase.resolution,
+                                        clock.phase.batch_size, clock.step, steps),
+                          steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False,
+                          callbacks=run_callbacks)
+    files.close()
     writer.flush()
-    done = images_shown >= schedule.total_images
-    if stopped:
-        log.info("Stopped (%s) at %d images; run the same command again to resume", stopped,
-                 images_shown)
-    elif done:
-        log.info("Training complete: %d images shown in %d steps", images_shown, step)
-    return {"images_shown": images_shown, "step": step, "stopped": stopped, "done": done,
-            "model": model}
+    if checkpoints.stopped:
+        log.info("Stopped (%s) at %d images; run the same command again to resume",
+                 checkpoints.stopped, clock.images_shown)
+    elif clock.done:
+        log.info("Training complete: %d images shown in %d steps", clock.images_shown, clock.step)
+    return {"images_shown": clock.images_shown, "step": clock.step,
+            "stopped": checkpoints.stopped, "done": clock.done, "model": model}
+
+
+def loop_callbacks(clock: cb.Clock, checkpoint_dir: str, logdir: str, writer,
+                    fixed_z: np.ndarray, options: LoopOptions, metrics_fn, chief: bool):
+    """The callbacks before Checkpoints, in the order they must run."""
+    return [cb.StopOnNaN(clock, checkpoint_dir), clock, cb.Fade(clock),
+            cb.TensorBoardScalars(clock, writer, options.log_every_steps),
+            cb.ProgressBar(clock, options.progress and chief),
+            cb.Samples(clock, logdir, writer, fixed_z, options.sample_every_images, chief),
+            cb.PhaseMetrics(clock, writer, metrics_fn, options.metrics_every_images, chief)]
+
+
+def phase_dataset(image_set, net_cfg: NetworkConfig, train_cfg: TrainConfig, resolution: int,
+                  batch_size: int, first_step: int, steps: int) -> tf.data.Dataset:
+    """A phase's batches from `first_step` on: images, per-step noise and the
+    step as a [batch] vector (a strategy splits every field by batch)."""
+    from mel_tf import data as data_lib
+    n = batch_size * train_cfg.critic_steps
+    dataset = data_lib.batch_dataset(
+        image_set.images(resolution), n, train_cfg.seed, first_step,
+        extra_fn=_with_step_vector(step_noise(net_cfg, train_cfg, batch_size), n))
+    # Exactly the phase's steps: an endless pipeline abandoned at the end of a
+    # phase is slow to tear down (its prefetched work in flight).
+    dataset = dataset.take(steps)
+    # The scalar "step" cannot be split over replicas; "steps" carries it.
+    return dataset.map(lambda e: {k: v for k, v in e.items() if k != "step"})
 
 
 def _with_step_vector(extra_fn, batch_size):

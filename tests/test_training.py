@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -13,6 +14,7 @@ import tensorflow as tf
 from mel_tf import rundir
 from mel_tf.config import TrainConfig, preset
 from mel_tf.data import ImageSet, LoadReport
+from mel_tf.schedule import schedule_for
 from mel_tf.training import LoopOptions, ProGAN, TrainingDiverged, step_noise, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -87,6 +89,52 @@ def test_resume_mid_fade_continues_exactly_like_an_uninterrupted_run(tmp_path):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
     for a, b in zip(full["model"].g_optimizer.variables, rest["model"].g_optimizer.variables):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+
+
+class StepRecorder(keras.callbacks.Callback):
+    """A user's callback: a before each batch, the logs after it."""
+
+    def __init__(self):
+        super().__init__()
+        self.alphas, self.logs = [], []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.alphas.append(float(self.model.generator.alpha.numpy()))
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.logs.append(dict(logs))
+
+
+def test_a_user_callback_sees_every_step_and_the_fade_follows_the_schedule(tmp_path):
+    net, tc = tiny_run()
+    recorder = StepRecorder()
+    result = train(net, tc, tiny_images(), str(tmp_path / "run"), options=QUIET,
+                   callbacks=[recorder])
+    # 4x4 stable, 8x8 fade, 8x8 stable: 32 images each, 8 steps of 4.
+    assert result["done"] and result["step"] == len(recorder.logs) == 24
+    for logs in recorder.logs:
+        assert {"g_loss", "d_loss", "real_score", "fake_score"} <= set(logs)
+        assert all(isinstance(v, float) and np.isfinite(v) for v in logs.values()), logs
+    schedule = schedule_for(net, tc)
+    expected = [schedule.locate(4 * step).alpha for step in range(24)]
+    assert expected[8:16] == [i / 8 for i in range(8)]
+    np.testing.assert_allclose(recorder.alphas, expected, rtol=0, atol=1e-7)
+
+
+def test_a_user_callback_can_stop_the_run_and_it_resumes(tmp_path):
+    class StopAtFive(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if len(recorder.logs) == 5:
+                self.model.stop_training = True
+    net, tc = tiny_run()
+    recorder = StepRecorder()
+    part = train(net, tc, tiny_images(), str(tmp_path / "run"), options=QUIET,
+                 callbacks=[recorder, StopAtFive()])
+    # Keras's own stop: saved like a Ctrl-C, and the same call resumes.
+    assert part["stopped"] == "stop_training" and part["step"] == 5
+    assert rundir.load_ema_generator(str(tmp_path / "run"))[3] == 20
+    rest = train(net, tc, tiny_images(), str(tmp_path / "run"), options=QUIET)
+    assert rest["done"] and rest["step"] == 24
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
