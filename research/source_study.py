@@ -78,10 +78,10 @@ def train_source(image_set, stages):
 
 def train_mel_tf(image_set, logdir):
     """mel_tf's seed preset on the same schedule; returns (generate, images shown)."""
-    from mel_tf.config import TrainConfig, preset
+    from mel_tf.config import LoopOptions, TrainConfig, preset
     from mel_tf.metrics import generate_uint8
     from mel_tf.rundir import load_ema_generator
-    from mel_tf.training import LoopOptions, train
+    from mel_tf.training import train
 
     net = preset("seed", F.resolution, 1.0)
     cfg = TrainConfig(seed=F.seed, fade_images=F.res_step * BATCH,
