@@ -239,7 +239,20 @@ class ProgressBar(keras.callbacks.Callback):
         self._clear()
 
 
-class Samples(keras.callbacks.Callback):
+class _EveryAndAtPhaseEnd(keras.callbacks.Callback):
+    """Calls `write()` every `self.every` images (0: never) and at each phase end;
+    subclasses set `clock` and `every`."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.clock.crossed(self.every) and not self.clock.phase_done:
+            self.write()
+
+    def on_train_end(self, logs=None):
+        if self.clock.phase_done:
+            self.write()
+
+
+class Samples(_EveryAndAtPhaseEnd):
     """The EMA generator's images of fixed latents every `every_images` and at
     each phase end: samples/<images>_<R>x<R>.png and a TensorBoard image."""
 
@@ -262,16 +275,9 @@ class Samples(keras.callbacks.Callback):
         with self.writer.as_default():
             tf.summary.image("samples", grid[None], step=shown)
 
-    def on_train_batch_end(self, batch, logs=None):
-        if self.clock.crossed(self.every) and not self.clock.phase_done:
-            self.write()
-
-    def on_train_end(self, logs=None):
-        if self.clock.phase_done:
-            self.write()
 
 
-class PhaseMetrics(keras.callbacks.Callback):
+class PhaseMetrics(_EveryAndAtPhaseEnd):
     """metrics_fn(generator_ema, resolution) -> {name: value} (SWD, MS-SSIM) at
     each phase end and every `every_images` (0: phase ends only)."""
 
@@ -294,13 +300,6 @@ class PhaseMetrics(keras.callbacks.Callback):
         log.info("Metrics at %d images (%dx%d): %s", shown, r, r,
                  ", ".join(f"{k} {v:.4g}" for k, v in values.items()))
 
-    def on_train_batch_end(self, batch, logs=None):
-        if self.clock.crossed(self.every) and not self.clock.phase_done:
-            self.write()
-
-    def on_train_end(self, logs=None):
-        if self.clock.phase_done:
-            self.write()
 
 
 class StopRequests:
