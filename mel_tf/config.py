@@ -16,7 +16,8 @@ import os
 from typing import Optional, Tuple
 
 PRESETS = ("seed", "paper")
-# layers.PARAMETERIZATIONS, stated here too so that reading a config needs no Keras.
+# How weights may be parameterized (mel_tf.layers.PARAMETERIZATIONS says what each
+# means); stated here so that reading a config needs no Keras.
 WEIGHT_PARAMETERIZATIONS = ("equalized", "he_input_scale", "plain")
 MIN_RESOLUTION = 4
 MAX_RESOLUTION = 1024

@@ -61,7 +61,7 @@ from mel_tf.data import TWEMOJI_CREDIT
 from mel_tf.litert_layout import LiteRTGenerator
 from mel_tf.seeds import SEED_TO_Z, latents_for_seed
 from mel_tf.serving import (INPUT_NAME, OUTPUT_NAME, SIGNATURE_KEY, ModelLoadError,
-                            SavedModelIconModel, TFLiteIconModel, load_run_generator, one_line,
+                            SavedModelIconModel, TFLiteIconModel, load_run_generator, first_line,
                             serving_function)
 
 SAVED_MODEL_DIR = "saved_model"
@@ -311,7 +311,7 @@ def convert_to_tflite(saved_model: str, quantize: str = "none") -> bytes:
     try:
         return converter.convert()
     except Exception as e:  # the converter raises several unrelated types
-        raise ExportError(f"TFLite conversion ({quantize}) failed: {one_line(e)}") from e
+        raise ExportError(f"TFLite conversion ({quantize}) failed: {first_line(e)}") from e
 
 
 def run_tflite(path: str, z: np.ndarray, num_threads: Optional[int] = None) -> np.ndarray:
@@ -319,7 +319,7 @@ def run_tflite(path: str, z: np.ndarray, num_threads: Optional[int] = None) -> n
     try:
         model = TFLiteIconModel(path, num_threads=num_threads)
     except ModelLoadError as e:
-        raise ExportError(one_line(e)) from e
+        raise ExportError(first_line(e)) from e
     return model(z)
 
 
@@ -368,7 +368,7 @@ def _dataset_info(logdir: str, credit: Optional[str], log) -> dict:
                 found = json.load(f)
             info.update({k: found.get(k) for k in ("name", "credit")})
         except (OSError, ValueError, AttributeError) as e:
-            log(f"ignoring unreadable {path}: {one_line(e)}")
+            log(f"ignoring unreadable {path}: {first_line(e)}")
     if credit:
         info["credit"] = credit
     if not info["credit"]:

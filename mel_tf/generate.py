@@ -32,7 +32,7 @@ from mel_tf.seeds import (SEED_TO_Z, interpolate_latents, latents_for_seed,  # n
                           slerp, splitmix64)
 from mel_tf.serving import (INPUT_NAME, OUTPUT_NAME, SIGNATURE_KEY,  # noqa: F401
                             KerasIconModel, ModelLoadError, SavedModelIconModel,
-                            TFLiteIconModel, load_model, one_line)
+                            TFLiteIconModel, load_model, first_line)
 
 
 def generate_icons(model, seed: int, num: int, batch_size: int = 16) -> np.ndarray:
@@ -91,7 +91,7 @@ def _main(argv: Sequence[str], FLAGS):
     try:
         model = load_model(FLAGS.model, num_threads=FLAGS.threads)
     except ValueError as e:      # ModelLoadError
-        print(f"generate: error: {one_line(e)}", file=sys.stderr)
+        print(f"generate: error: {first_line(e)}", file=sys.stderr)
         sys.exit(1)
     if FLAGS.interpolate:
         seed2 = FLAGS.seed + 1 if FLAGS.seed2 is None else FLAGS.seed2

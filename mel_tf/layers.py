@@ -12,6 +12,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from mel_tf.config import WEIGHT_PARAMETERIZATIONS
+
 
 def equalized_scale(fan_in: int, gain: float) -> float:
     """Runtime weight scale of the equalized learning rate: gain / sqrt(fan_in)."""
@@ -36,7 +38,7 @@ def equalized_scale(fan_in: int, gain: float) -> float:
 #                     with a = sqrt(5)).
 # Scaling the input or the kernel by the same constant gives the same output and
 # the same weight gradients; the kernel is the smaller tensor, so it is scaled.
-PARAMETERIZATIONS = ("equalized", "he_input_scale", "plain")
+PARAMETERIZATIONS = WEIGHT_PARAMETERIZATIONS
 
 
 def runtime_scale(parameterization: str, kernel_size: int, in_channels: int,
@@ -52,34 +54,50 @@ def runtime_scale(parameterization: str, kernel_size: int, in_channels: int,
                      f"got {parameterization!r}")
 
 
+def weight_distributions(parameterization: str, fan_in: int, gain: float):
+    """(kernel, bias) initial distributions, each ("normal", std), ("uniform", bound)
+    or ("zeros", 0): the one statement of PARAMETERIZATIONS' initialisation."""
+    pytorch_default = ("uniform", 1.0 / math.sqrt(fan_in))
+    if parameterization == "equalized":
+        return ("normal", 1.0), ("zeros", 0.0)
+    if parameterization == "he_input_scale":
+        return ("normal", gain / math.sqrt(fan_in)), pytorch_default
+    if parameterization == "plain":
+        return pytorch_default, pytorch_default
+    raise ValueError(f"parameterization must be one of {PARAMETERIZATIONS}, "
+                     f"got {parameterization!r}")
+
+
+def _draw(distribution, shape, rng: np.random.Generator) -> np.ndarray:
+    kind, size = distribution
+    if kind == "normal":
+        values = rng.standard_normal(shape) * size
+    elif kind == "uniform":
+        values = rng.uniform(-size, size, shape)
+    else:
+        values = np.zeros(shape)
+    return values.astype(np.float32)
+
+
+def _keras_initializer(distribution):
+    kind, size = distribution
+    if kind == "normal":
+        return keras.initializers.RandomNormal(0.0, size)
+    if kind == "uniform":
+        return keras.initializers.RandomUniform(-size, size)
+    return keras.initializers.Zeros()
+
+
 def initial_weights(parameterization: str, kernel_shape, fan_in: int, gain: float,
                     rng: np.random.Generator):
     """(kernel, bias) initial values, float32, drawn from `rng` (see PARAMETERIZATIONS)."""
-    bias_shape = kernel_shape[-1:]
-    bound = 1.0 / math.sqrt(fan_in)
-    if parameterization == "equalized":
-        kernel = rng.standard_normal(kernel_shape)
-        bias = np.zeros(bias_shape)
-    elif parameterization == "he_input_scale":
-        kernel = rng.standard_normal(kernel_shape) * (gain / math.sqrt(fan_in))
-        bias = rng.uniform(-bound, bound, bias_shape)
-    elif parameterization == "plain":
-        kernel = rng.uniform(-bound, bound, kernel_shape)
-        bias = rng.uniform(-bound, bound, bias_shape)
-    else:
-        raise ValueError(f"parameterization must be one of {PARAMETERIZATIONS}, "
-                         f"got {parameterization!r}")
-    return kernel.astype(np.float32), bias.astype(np.float32)
+    kernel, bias = weight_distributions(parameterization, fan_in, gain)
+    return _draw(kernel, kernel_shape, rng), _draw(bias, kernel_shape[-1:], rng)
 
 
 def keras_initializers(parameterization: str, fan_in: int, gain: float):
     """(kernel, bias) Keras initializers with the distributions of `initial_weights`."""
-    uniform = keras.initializers.RandomUniform(-1.0 / math.sqrt(fan_in), 1.0 / math.sqrt(fan_in))
-    if parameterization == "equalized":
-        return keras.initializers.RandomNormal(0.0, 1.0), keras.initializers.Zeros()
-    if parameterization == "he_input_scale":
-        return keras.initializers.RandomNormal(0.0, gain / math.sqrt(fan_in)), uniform
-    return uniform, uniform
+    return tuple(map(_keras_initializer, weight_distributions(parameterization, fan_in, gain)))
 
 
 class _Parameterized:
@@ -184,7 +202,9 @@ class EqualizedConv2D(_Parameterized, keras.layers.Layer):
                  padding: str = "zero", use_bias: bool = True, upsample: bool = False,
                  parameterization: str = "equalized", **kwargs):
         super().__init__(**kwargs)
-        runtime_scale(parameterization, 1, 1, 1.0)      # refuses an unknown name
+        if parameterization not in PARAMETERIZATIONS:
+            raise ValueError(f"parameterization must be one of {PARAMETERIZATIONS}, "
+                             f"got {parameterization!r}")
         if padding not in ("reflect", "zero", "valid"):
             raise ValueError(f"padding must be reflect, zero or valid, got {padding!r}")
         if upsample and (kernel_size != 3 or padding == "valid"):

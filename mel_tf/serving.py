@@ -39,7 +39,7 @@ class TFLiteIconModel:
         try:
             interpreter = Interpreter(model_path=path, num_threads=num_threads)
         except (ValueError, RuntimeError) as e:
-            raise ModelLoadError(f"{path}: not a readable .tflite model ({one_line(e)})") from e
+            raise ModelLoadError(f"{path}: not a readable .tflite model ({first_line(e)})") from e
         signature = interpreter.get_signature_list().get(SIGNATURE_KEY)
         if signature != {"inputs": [INPUT_NAME], "outputs": [OUTPUT_NAME]}:
             raise ModelLoadError(f"{path}: no '{SIGNATURE_KEY}' signature {INPUT_NAME} -> "
@@ -64,7 +64,7 @@ class SavedModelIconModel:
             self._serve = tf.saved_model.load(path).signatures[SIGNATURE_KEY]
         except (KeyError, OSError, ValueError) as e:
             raise ModelLoadError(f"{path}: no usable '{SIGNATURE_KEY}' signature "
-                                 f"({one_line(e)})") from e
+                                 f"({first_line(e)})") from e
         inputs = self._serve.structured_input_signature[1]
         outputs = self._serve.structured_outputs
         if INPUT_NAME not in inputs or OUTPUT_NAME not in outputs:
@@ -119,8 +119,9 @@ def load_model(path: str, num_threads: Optional[int] = None):
                          f"folder, an export folder or a run directory)")
 
 
-def one_line(e: BaseException) -> str:
-    """The first line of an exception's message, for one-line command-line errors."""
+def first_line(e: BaseException) -> str:
+    """The first line of an exception's message, to quote inside another message
+    (mel_tf.cli.one_line instead joins all of it, for a program's own error line)."""
     text = str(e).strip().splitlines()
     return text[0] if text else type(e).__name__
 
@@ -162,7 +163,7 @@ def load_run_generator(logdir: str, resolution: Optional[int] = None,
     try:
         generator, net_cfg, train_cfg, images_shown = rundir.load_ema_generator(logdir)
     except (ValueError, KeyError, TypeError, OSError) as e:  # RunDirError, bad config.json
-        message = one_line(e)      # a mismatch lists variables and their values: keep it short
+        message = first_line(e)      # a mismatch lists variables and their values: keep it short
         raise ModelLoadError(message if len(message) <= 300 else message[:297] + "...") from e
     schedule = schedule_for(net_cfg, train_cfg)
     completed = rundir.completed_resolution(net_cfg, train_cfg, images_shown)
