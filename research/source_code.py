@@ -94,3 +94,49 @@ class SourceRun:
         lossD.backward()
         self.optD.step()
         return float(lossG), float(lossD)
+
+
+# ---- the source's weights beside mel_tf's seed preset ----------------------------
+
+def source_pairs(run, model, stages):
+    """(network, torch parameter, mel_tf variable) for every weight of the first `stages`
+    stages; network is "G", "D" or "EMA"."""
+    def conv(module):          # the source's Conv2d wraps an nn.Conv2d at index 2
+        return module.layers[2]
+
+    pairs = []
+
+    def add(net, torch_conv, layer):
+        pairs.append((net, torch_conv.weight, layer.kernel))
+        pairs.append((net, torch_conv.bias, layer.bias))
+
+    for net, net_g, mel_g in (("G", run.netG, model.generator),
+                              ("EMA", run.netG_mavg, model.generator_ema)):
+        for k in range(stages):
+            seq = net_g.blocks[k].layers
+            convs = [conv(seq[0]), conv(seq[2])] if k == 0 else [conv(seq[1]), conv(seq[3])]
+            for torch_conv, mel in zip(convs, mel_g.blocks[k].convs):
+                add(net, torch_conv, mel.conv)
+            add(net, net_g.toRGBs[k], mel_g.to_rgb[k])
+    disc = model.discriminator
+    for k in range(stages):
+        add("D", run.netD.fromRGBs[k], disc.from_rgb[k].conv)
+        seq = run.netD.blocks[k].layers
+        if k == 0:
+            add("D", conv(seq[1]), disc.head.conv0.conv)
+            add("D", conv(seq[3]), disc.head.conv1.conv)
+            add("D", seq[5], disc.head.out)
+        else:
+            add("D", conv(seq[0]), disc.blocks[k].conv0.conv)
+            add("D", conv(seq[2]), disc.blocks[k].conv1.conv)
+    return pairs
+
+
+def to_tf_layout(array):
+    """torch [out, in, kh, kw] -> TF [kh, kw, in, out]; biases unchanged."""
+    return array.transpose(2, 3, 1, 0) if array.ndim == 4 else array
+
+
+def numpy_of(param):
+    """A float64 copy in TF's layout (a float64 tensor's .numpy() would share memory)."""
+    return to_tf_layout(param.detach().cpu().double().numpy()).copy()

@@ -3,6 +3,7 @@
     python research/source_study.py --system=source --source=PATH/TO/image_generator_2 \
         --seed=0 --out=docs/source_study/32x32
     python research/source_study.py --system=mel_tf --seed=0 --out=docs/source_study/32x32
+    python research/source_study.py --table --out=docs/source_study/32x32
 
 Both train on the built-in Twemoji faces with the source's schedule cut to
 --res_step iterations per phase (4x4, one fade per resolution up to
@@ -40,9 +41,13 @@ flags.DEFINE_string("source", None, "A clone of zassou65535/image_generator_2 (-
 flags.DEFINE_integer("resolution", 32, "Last resolution; it gets a stable phase too.")
 flags.DEFINE_integer("res_step", 1000, "Iterations per phase (the source: 7500).")
 flags.DEFINE_integer("seed", 0, "Seed of the run (initial weights, data order, noise).")
+flags.DEFINE_bool("source_init", False, "--system=mel_tf starts from the source's initial "
+                  "weights for --seed (drawn by its code, as --system=source would), to "
+                  "tell the initial draw apart from the rest of the run.")
 flags.DEFINE_integer("num_images", 512, "Icons per set for the metrics.")
 flags.DEFINE_integer("threads", 1, "Threads per framework.")
 flags.DEFINE_string("out", "docs/source_study/32x32", "Output folder.")
+flags.DEFINE_bool("table", False, "Only print the markdown tables of OUT/results.json.")
 F = flags.FLAGS
 BATCH = 8
 
@@ -76,7 +81,30 @@ def train_source(image_set, stages):
     return generate, total * BATCH
 
 
-def train_mel_tf(image_set, logdir):
+def source_init_callback(stages):
+    """A Keras callback that, before the first step of a new run, copies the
+    source's initial weights (torch's draw for --seed) into G, its EMA and D."""
+    import keras
+    import torch
+    from source_code import SourceRun, import_source, numpy_of, source_pairs
+
+    class SourceInit(keras.callbacks.Callback):
+        done = False
+
+        def on_train_begin(self, logs=None):
+            if self.done or int(self.model.g_optimizer.iterations.numpy()):
+                return
+            run = SourceRun(torch, import_source(F.source), torch.float32, F.seed)
+            pairs = source_pairs(run, self.model, stages)
+            for _, param, var in pairs:
+                var.assign(numpy_of(param).astype("float32"))
+            logging.info("Initial weights: the source's draw for seed %d (%d tensors)",
+                         F.seed, len(pairs))
+            self.done = True
+    return SourceInit()
+
+
+def train_mel_tf(image_set, logdir, stages):
     """mel_tf's seed preset on the same schedule; returns (generate, images shown)."""
     from mel_tf.config import LoopOptions, TrainConfig, preset
     from mel_tf.metrics import generate_uint8
@@ -87,7 +115,8 @@ def train_mel_tf(image_set, logdir):
     cfg = TrainConfig(seed=F.seed, fade_images=F.res_step * BATCH,
                       stable_images=F.res_step * BATCH, batch_size=BATCH, contrast=False)
     status = train(net, cfg, image_set, logdir,
-                   options=LoopOptions(progress=False, sample_every_images=0))
+                   options=LoopOptions(progress=False, sample_every_images=0),
+                   callbacks=[source_init_callback(stages)] if F.source_init else [])
     if not status["done"]:
         raise SystemExit(f"{logdir}: stopped by {status['stopped']}; run again to resume")
     generator, _, _, shown = load_ema_generator(logdir)
@@ -95,8 +124,35 @@ def train_mel_tf(image_set, logdir):
     return (lambda z: generate_uint8(generator, z, net)), shown
 
 
+def table(rows) -> str:
+    """Markdown: one row per run, then each system's mean and range over seeds."""
+    levels = sorted({k for r in rows for k in r["swd"] if k != "avg"}, key=int, reverse=True)
+    head = ("| run | images | " + " | ".join(f"SWD {k}" for k in levels)
+            + " | SWD avg | MS-SSIM fake | MS-SSIM real |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in sorted(rows, key=lambda r: (r["system"], r["seed"])):
+        lines.append(f"| {r['system']}, seed {r['seed']} | {r['images_shown']:,} | "
+                     + " | ".join(f"{r['swd'][k]:.1f}" for k in levels)
+                     + f" | {r['swd']['avg']:.1f} | {r['ms_ssim_fake']:.3f} | "
+                     f"{r['ms_ssim_real']:.3f} |")
+    lines += ["", "| system | seeds | SWD avg: mean (min-max) | MS-SSIM fake: mean (min-max) |",
+              "|---|---|---|---|"]
+    for system in sorted({r["system"] for r in rows}):
+        runs = [r for r in rows if r["system"] == system]
+        swd = [r["swd"]["avg"] for r in runs]
+        ssim = [r["ms_ssim_fake"] for r in runs]
+        lines.append(f"| {system} | {len(runs)} | {sum(swd) / len(swd):.1f} "
+                     f"({min(swd):.1f}-{max(swd):.1f}) | {sum(ssim) / len(ssim):.3f} "
+                     f"({min(ssim):.3f}-{max(ssim):.3f}) |")
+    return "\n".join(lines)
+
+
 def main(argv):
     del argv
+    if F.table:
+        with open(os.path.join(F.out, "results.json")) as f:
+            print(table(json.load(f)["runs"]))
+        return
     import numpy as np
     import tensorflow as tf
 
@@ -110,7 +166,8 @@ def main(argv):
     logging.getLogger().setLevel(logging.INFO)
     tf.config.threading.set_intra_op_parallelism_threads(F.threads)
     tf.config.threading.set_inter_op_parallelism_threads(F.threads)
-    name = f"{F.system}_seed{F.seed}"
+    system = F.system + ("_source_init" if F.source_init else "")
+    name = f"{system}_seed{F.seed}"
     logdir = os.path.join(F.out, "runs", name)
     os.makedirs(logdir, exist_ok=True)
     image_set = data_lib.open_dataset(dataset="twemoji_faces", max_resolution=F.resolution)
@@ -121,7 +178,9 @@ def main(argv):
             raise app.UsageError("--system=source needs --source")
         generate, shown = train_source(image_set, stages)
     else:
-        generate, shown = train_mel_tf(image_set, logdir)
+        if F.source_init and not F.source:
+            raise app.UsageError("--source_init needs --source")
+        generate, shown = train_mel_tf(image_set, logdir, stages)
     seconds = time.time() - start
     # The same latents and real icons for every run (the study's seed 0, not the run's).
     n = min(F.num_images, len(image_set))
@@ -130,7 +189,7 @@ def main(argv):
     fake = generate(latents_for_seed(0, n, 8192))
     scores = evaluate_images(real, fake, 0)
     save_png(os.path.join(F.out, name + ".png"), image_grid(fake[:64], columns=8, min_cell=64))
-    row = {"system": F.system, "seed": F.seed, "resolution": F.resolution,
+    row = {"system": system, "seed": F.seed, "resolution": F.resolution,
            "res_step": F.res_step, "batch_size": BATCH, "images_shown": shown,
            "train_seconds": round(seconds, 1), "threads": F.threads,
            "date": time.strftime("%Y-%m-%d"), "machine": machine_info(
