@@ -44,6 +44,8 @@ flags.DEFINE_integer("seed", 0, "Seed of the run (initial weights, data order, n
 flags.DEFINE_bool("source_init", False, "--system=mel_tf starts from the source's initial "
                   "weights for --seed (drawn by its code, as --system=source would), to "
                   "tell the initial draw apart from the rest of the run.")
+flags.DEFINE_enum("preset", "seed", ["seed", "paper"], "mel_tf's preset (--system=mel_tf).")
+flags.DEFINE_float("width", 1.0, "mel_tf's width multiplier (--system=mel_tf).")
 flags.DEFINE_integer("num_images", 512, "Icons per set for the metrics.")
 flags.DEFINE_integer("threads", 1, "Threads per framework.")
 flags.DEFINE_string("out", "docs/source_study/32x32", "Output folder.")
@@ -53,8 +55,8 @@ BATCH = 8
 
 
 def train_source(image_set, stages):
-    """The source's networks trained by its loop; returns its EMA generator as a
-    function of latents [N, 8192] -> uint8 icons [N, R, R, 3]."""
+    """The source's networks trained by its loop; returns (its EMA generator as a
+    function of latents [N, 8192] -> uint8 icons [N, R, R, 3], images shown, 8192)."""
     import numpy as np
     import torch
     from source_code import SourceRun, import_source
@@ -78,7 +80,7 @@ def train_source(image_set, stages):
             x = run.netG_mavg.forward(torch.from_numpy(z), float(stages))
         x = x.numpy().transpose(0, 2, 3, 1)
         return np.round(np.clip(x * 255.0, 0, 255)).astype(np.uint8)
-    return generate, total * BATCH
+    return generate, total * BATCH, 8192
 
 
 def source_init_callback(stages):
@@ -105,13 +107,14 @@ def source_init_callback(stages):
 
 
 def train_mel_tf(image_set, logdir, stages):
-    """mel_tf's seed preset on the same schedule; returns (generate, images shown)."""
+    """mel_tf's --preset on the same schedule; returns (generate, images shown,
+    latent size)."""
     from mel_tf.config import LoopOptions, TrainConfig, preset
     from mel_tf.metrics import generate_uint8
     from mel_tf.rundir import load_ema_generator
     from mel_tf.training import train
 
-    net = preset("seed", F.resolution, 1.0)
+    net = preset(F.preset, F.resolution, F.width)
     cfg = TrainConfig(seed=F.seed, fade_images=F.res_step * BATCH,
                       stable_images=F.res_step * BATCH, batch_size=BATCH, contrast=False)
     status = train(net, cfg, image_set, logdir,
@@ -121,7 +124,7 @@ def train_mel_tf(image_set, logdir, stages):
         raise SystemExit(f"{logdir}: stopped by {status['stopped']}; run again to resume")
     generator, _, _, shown = load_ema_generator(logdir)
     generator.set_stage(F.resolution, False)
-    return (lambda z: generate_uint8(generator, z, net)), shown
+    return (lambda z: generate_uint8(generator, z, net)), shown, net.latent_dim
 
 
 def table(rows) -> str:
@@ -167,6 +170,8 @@ def main(argv):
     tf.config.threading.set_intra_op_parallelism_threads(F.threads)
     tf.config.threading.set_inter_op_parallelism_threads(F.threads)
     system = F.system + ("_source_init" if F.source_init else "")
+    if F.system == "mel_tf" and (F.preset, F.width) != ("seed", 1.0):
+        system += f"_{F.preset}_w{F.width:g}"
     name = f"{system}_seed{F.seed}"
     logdir = os.path.join(F.out, "runs", name)
     os.makedirs(logdir, exist_ok=True)
@@ -176,17 +181,19 @@ def main(argv):
     if F.system == "source":
         if not F.source:
             raise app.UsageError("--system=source needs --source")
-        generate, shown = train_source(image_set, stages)
+        generate, shown, latent_dim = train_source(image_set, stages)
     else:
         if F.source_init and not F.source:
             raise app.UsageError("--source_init needs --source")
-        generate, shown = train_mel_tf(image_set, logdir, stages)
+        if F.source_init and (F.preset, F.width) != ("seed", 1.0):
+            raise app.UsageError("--source_init needs the seed preset at width 1")
+        generate, shown, latent_dim = train_mel_tf(image_set, logdir, stages)
     seconds = time.time() - start
     # The same latents and real icons for every run (the study's seed 0, not the run's).
     n = min(F.num_images, len(image_set))
     real = image_set.images(F.resolution)[
         np.random.default_rng([0, 0x4556]).choice(len(image_set), n, replace=False)]
-    fake = generate(latents_for_seed(0, n, 8192))
+    fake = generate(latents_for_seed(0, n, latent_dim))
     scores = evaluate_images(real, fake, 0)
     save_png(os.path.join(F.out, name + ".png"), image_grid(fake[:64], columns=8, min_cell=64))
     row = {"system": system, "seed": F.seed, "resolution": F.resolution,
