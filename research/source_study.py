@@ -14,7 +14,10 @@ zassou65535/image_generator_2) and gradient penalty, trained by the loop body
 of its PGGAN_train.py (research/source_parity.py's SourceRun, which mirrors
 it); "mel_tf" is mel_tf's seed preset at full width trained by
 mel_tf.training.train with contrast augmentation off, as the source's code has
-none. Each run's EMA generator makes --num_images icons from the same latents
+none. --preset, --width, --fade_steps, --stable_steps, --ema_decay, --final_lr and
+--fade_real_images try other
+mel_tf configurations on the same budget (the run's name then says which). Each
+run's EMA generator makes --num_images icons from the same latents
 (mel_tf.generate.latents_for_seed), scored with mel_tf.metrics against the
 same real icons. A run leaves OUT/runs/<system>_seed<seed>/row.json and
 OUT/<system>_seed<seed>.png; OUT/results.json gathers every row present, so
@@ -46,9 +49,19 @@ flags.DEFINE_bool("source_init", False, "--system=mel_tf starts from the source'
                   "tell the initial draw apart from the rest of the run.")
 flags.DEFINE_enum("preset", "seed", ["seed", "paper"], "mel_tf's preset (--system=mel_tf).")
 flags.DEFINE_float("width", 1.0, "mel_tf's width multiplier (--system=mel_tf).")
+flags.DEFINE_integer("fade_steps", None, "mel_tf's iterations per fade (default --res_step).")
+flags.DEFINE_integer("stable_steps", None, "mel_tf's iterations per stable phase (4x4 and the "
+                     "last; default --res_step). Equal budget: 3 fades + 2 stable = 5 x --res_step "
+                     "at 32x32.")
+flags.DEFINE_float("ema_decay", None, "mel_tf's generator EMA decay (default the TrainConfig's).")
+flags.DEFINE_float("final_lr", None, "mel_tf's learning rate in the last phase (default: no drop).")
+flags.DEFINE_bool("fade_real_images", False, "mel_tf blends the reals during fades too (the paper).")
 flags.DEFINE_integer("num_images", 512, "Icons per set for the metrics.")
 flags.DEFINE_integer("threads", 1, "Threads per framework.")
 flags.DEFINE_string("out", "docs/source_study/32x32", "Output folder.")
+flags.DEFINE_bool("real_floor", False, "Only score real icons against other real icons "
+                  "(disjoint halves, 3 splits) into OUT/real_floor.json: the SWD a perfect "
+                  "generator would get with sets of this size.")
 flags.DEFINE_bool("table", False, "Only print the markdown tables of OUT/results.json.")
 F = flags.FLAGS
 BATCH = 8
@@ -115,8 +128,12 @@ def train_mel_tf(image_set, logdir, stages):
     from mel_tf.training import train
 
     net = preset(F.preset, F.resolution, F.width)
-    cfg = TrainConfig(seed=F.seed, fade_images=F.res_step * BATCH,
-                      stable_images=F.res_step * BATCH, batch_size=BATCH, contrast=False)
+    cfg = TrainConfig(seed=F.seed, fade_images=(F.fade_steps or F.res_step) * BATCH,
+                      stable_images=(F.stable_steps or F.res_step) * BATCH, batch_size=BATCH,
+                      contrast=False)
+    if F.ema_decay is not None:
+        cfg = cfg.replace(ema_decay=F.ema_decay)
+    cfg = cfg.replace(final_learning_rate=F.final_lr, fade_real_images=F.fade_real_images)
     status = train(net, cfg, image_set, logdir,
                    options=LoopOptions(progress=False, sample_every_images=0),
                    callbacks=[source_init_callback(stages)] if F.source_init else [])
@@ -125,6 +142,38 @@ def train_mel_tf(image_set, logdir, stages):
     generator, _, _, shown = load_ema_generator(logdir)
     generator.set_stage(F.resolution, False)
     return (lambda z: generate_uint8(generator, z, net)), shown, net.latent_dim
+
+
+def system_name() -> str:
+    """The run's system: "source", "mel_tf", or mel_tf with what its flags change."""
+    if F.system == "source":
+        return "source"
+    name = "mel_tf" + ("_source_init" if F.source_init else "")
+    if (F.preset, F.width) != ("seed", 1.0):
+        name += f"_{F.preset}_w{F.width:g}"
+    if F.fade_steps or F.stable_steps:
+        name += f"_f{F.fade_steps or F.res_step}s{F.stable_steps or F.res_step}"
+    if F.ema_decay is not None:
+        name += f"_ema{F.ema_decay:g}"
+    if F.final_lr is not None:
+        name += f"_finallr{F.final_lr:g}"
+    return name + ("_fadereal" if F.fade_real_images else "")
+
+
+def real_floor(image_set) -> dict:
+    """SWD between disjoint halves of the real icons, for 3 random splits."""
+    import numpy as np
+    from mel_tf.metrics import sliced_wasserstein_distance
+
+    images = image_set.images(F.resolution)
+    half = len(images) // 2
+    splits = []
+    for split in range(3):
+        order = np.random.default_rng([split, 0x4556]).permutation(len(images))
+        swd = sliced_wasserstein_distance(images[order[:half]], images[order[half:2 * half]],
+                                          np.random.default_rng(0))
+        splits.append({"split": split, "images_per_set": half, "swd": swd})
+    return {"resolution": F.resolution, "splits": splits}
 
 
 def table(rows) -> str:
@@ -150,32 +199,12 @@ def table(rows) -> str:
     return "\n".join(lines)
 
 
-def main(argv):
-    del argv
-    if F.table:
-        with open(os.path.join(F.out, "results.json")) as f:
-            print(table(json.load(f)["runs"]))
-        return
-    import numpy as np
-    import tensorflow as tf
-
-    from benchmarks.machine import machine_info
-    from mel_tf import data as data_lib
-    from mel_tf.seeds import latents_for_seed
-    from mel_tf.images import image_grid, save_png
-    from mel_tf.metrics import evaluate_images
-
-    sys.path.insert(0, os.path.join(ROOT, "research"))
-    logging.getLogger().setLevel(logging.INFO)
-    tf.config.threading.set_intra_op_parallelism_threads(F.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(F.threads)
-    system = F.system + ("_source_init" if F.source_init else "")
-    if F.system == "mel_tf" and (F.preset, F.width) != ("seed", 1.0):
-        system += f"_{F.preset}_w{F.width:g}"
-    name = f"{system}_seed{F.seed}"
-    logdir = os.path.join(F.out, "runs", name)
+def train_run(image_set):
+    """Trains the flags' system; returns (its name, generate, images shown, latent size,
+    train seconds)."""
+    system = system_name()
+    logdir = os.path.join(F.out, "runs", f"{system}_seed{F.seed}")
     os.makedirs(logdir, exist_ok=True)
-    image_set = data_lib.open_dataset(dataset="twemoji_faces", max_resolution=F.resolution)
     stages = int(math.log2(F.resolution)) - 1
     start = time.time()
     if F.system == "source":
@@ -188,26 +217,63 @@ def main(argv):
         if F.source_init and (F.preset, F.width) != ("seed", 1.0):
             raise app.UsageError("--source_init needs the seed preset at width 1")
         generate, shown, latent_dim = train_mel_tf(image_set, logdir, stages)
-    seconds = time.time() - start
+    return system, generate, shown, latent_dim, time.time() - start
+
+
+def record(image_set, system, generate, shown, latent_dim, seconds):
+    """Scores the run, writes its grid and row, and gathers every row into results.json."""
+    import numpy as np
+    from benchmarks.machine import machine_info
+    from mel_tf.images import image_grid, save_png
+    from mel_tf.metrics import evaluate_images
+    from mel_tf.seeds import latents_for_seed
+
     # The same latents and real icons for every run (the study's seed 0, not the run's).
     n = min(F.num_images, len(image_set))
     real = image_set.images(F.resolution)[
         np.random.default_rng([0, 0x4556]).choice(len(image_set), n, replace=False)]
     fake = generate(latents_for_seed(0, n, latent_dim))
     scores = evaluate_images(real, fake, 0)
+    name = f"{system}_seed{F.seed}"
     save_png(os.path.join(F.out, name + ".png"), image_grid(fake[:64], columns=8, min_cell=64))
+    settings = {"fade_steps": F.fade_steps or F.res_step,
+                "stable_steps": F.stable_steps or F.res_step, "ema_decay": F.ema_decay,
+                "final_lr": F.final_lr, "fade_real_images": F.fade_real_images}
     row = {"system": system, "seed": F.seed, "resolution": F.resolution,
-           "res_step": F.res_step, "batch_size": BATCH, "images_shown": shown,
+           "res_step": F.res_step, "batch_size": BATCH,
+           **(settings if F.system == "mel_tf" else {}), "images_shown": shown,
            "train_seconds": round(seconds, 1), "threads": F.threads,
            "date": time.strftime("%Y-%m-%d"), "machine": machine_info(
                packages=("tensorflow-cpu", "keras", "torch")), **scores}
-    with open(os.path.join(logdir, "row.json"), "w") as f:
+    with open(os.path.join(F.out, "runs", name, "row.json"), "w") as f:
         json.dump(row, f, indent=2)
     rows = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(F.out, "runs", "*",
                                                                       "row.json")))]
     with open(os.path.join(F.out, "results.json"), "w") as f:
         json.dump({"runs": rows}, f, indent=2)
     print(json.dumps(row, indent=2))
+
+
+def main(argv):
+    del argv
+    if F.table:
+        with open(os.path.join(F.out, "results.json")) as f:
+            print(table(json.load(f)["runs"]))
+        return
+    import tensorflow as tf
+
+    from mel_tf import data as data_lib
+
+    sys.path.insert(0, os.path.join(ROOT, "research"))
+    logging.getLogger().setLevel(logging.INFO)
+    tf.config.threading.set_intra_op_parallelism_threads(F.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(F.threads)
+    image_set = data_lib.open_dataset(dataset="twemoji_faces", max_resolution=F.resolution)
+    if F.real_floor:
+        with open(os.path.join(F.out, "real_floor.json"), "w") as f:
+            json.dump({**real_floor(image_set), "date": time.strftime("%Y-%m-%d")}, f, indent=2)
+        return
+    record(image_set, *train_run(image_set))
 
 
 if __name__ == "__main__":
