@@ -196,6 +196,21 @@ def table(rows) -> str:
         lines.append(f"| {system} | {len(runs)} | {sum(swd) / len(swd):.1f} "
                      f"({min(swd):.1f}-{max(swd):.1f}) | {sum(ssim) / len(ssim):.3f} "
                      f"({min(ssim):.3f}-{max(ssim):.3f}) |")
+    return "\n".join(lines + ["", paired_table(rows)])
+
+
+def paired_table(rows) -> str:
+    """Markdown: each run of the seed preset with other training settings beside the
+    plain seed preset's run of its seed (same networks and, until a setting differs,
+    the same run)."""
+    plain = {r["seed"]: r for r in rows if r["system"] == "mel_tf"}
+    lines = ["| variant | seed | SWD avg | plain seed preset | difference |", "|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: (r["system"], r["seed"])):
+        other_networks = "_paper_" in r["system"] or "_seed_w" in r["system"]
+        if r["system"].startswith("mel_tf_") and not other_networks and r["seed"] in plain:
+            base = plain[r["seed"]]["swd"]["avg"]
+            lines.append(f"| {r['system']} | {r['seed']} | {r['swd']['avg']:.1f} | {base:.1f} | "
+                         f"{r['swd']['avg'] - base:+.1f} |")
     return "\n".join(lines)
 
 
