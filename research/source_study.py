@@ -14,10 +14,9 @@ zassou65535/image_generator_2) and gradient penalty, trained by the loop body
 of its PGGAN_train.py (research/source_parity.py's SourceRun, which mirrors
 it); "mel_tf" is mel_tf's seed preset at full width trained by
 mel_tf.training.train with contrast augmentation off, as the source's code has
-none. --preset, --width, --fade_steps, --stable_steps, --ema_decay, --final_lr and
---fade_real_images try other
-mel_tf configurations on the same budget (the run's name then says which). Each
-run's EMA generator makes --num_images icons from the same latents
+none. --preset, --width, --fade_steps, --stable_steps, --ema_decay, --final_lr
+and --fade_real_images try other mel_tf configurations on the same budget (the
+run's name then says which). Each run's EMA generator makes --num_images icons from the same latents
 (mel_tf.generate.latents_for_seed), scored with mel_tf.metrics against the
 same real icons. A run leaves OUT/runs/<system>_seed<seed>/row.json and
 OUT/<system>_seed<seed>.png; OUT/results.json gathers every row present, so
@@ -119,6 +118,17 @@ def source_init_callback(stages):
     return SourceInit()
 
 
+def mel_tf_settings() -> dict:
+    """mel_tf's training settings from the flags, defaults filled in (stated once here)."""
+    return {"fade_steps": F.fade_steps or F.res_step,
+            "stable_steps": F.stable_steps or F.res_step, "ema_decay": F.ema_decay,
+            "final_lr": F.final_lr, "fade_real_images": F.fade_real_images}
+
+
+def run_dir(system: str) -> str:
+    return os.path.join(F.out, "runs", f"{system}_seed{F.seed}")
+
+
 def train_mel_tf(image_set, logdir, stages):
     """mel_tf's --preset on the same schedule; returns (generate, images shown,
     latent size)."""
@@ -128,12 +138,12 @@ def train_mel_tf(image_set, logdir, stages):
     from mel_tf.training import train
 
     net = preset(F.preset, F.resolution, F.width)
-    cfg = TrainConfig(seed=F.seed, fade_images=(F.fade_steps or F.res_step) * BATCH,
-                      stable_images=(F.stable_steps or F.res_step) * BATCH, batch_size=BATCH,
-                      contrast=False)
-    if F.ema_decay is not None:
-        cfg = cfg.replace(ema_decay=F.ema_decay)
-    cfg = cfg.replace(final_learning_rate=F.final_lr, fade_real_images=F.fade_real_images)
+    s = mel_tf_settings()
+    cfg = TrainConfig(seed=F.seed, fade_images=s["fade_steps"] * BATCH,
+                      stable_images=s["stable_steps"] * BATCH, batch_size=BATCH, contrast=False,
+                      final_learning_rate=s["final_lr"], fade_real_images=s["fade_real_images"])
+    if s["ema_decay"] is not None:
+        cfg = cfg.replace(ema_decay=s["ema_decay"])
     status = train(net, cfg, image_set, logdir,
                    options=LoopOptions(progress=False, sample_every_images=0),
                    callbacks=[source_init_callback(stages)] if F.source_init else [])
@@ -151,8 +161,9 @@ def system_name() -> str:
     name = "mel_tf" + ("_source_init" if F.source_init else "")
     if (F.preset, F.width) != ("seed", 1.0):
         name += f"_{F.preset}_w{F.width:g}"
-    if F.fade_steps or F.stable_steps:
-        name += f"_f{F.fade_steps or F.res_step}s{F.stable_steps or F.res_step}"
+    s = mel_tf_settings()
+    if (s["fade_steps"], s["stable_steps"]) != (F.res_step, F.res_step):
+        name += f"_f{s['fade_steps']}s{s['stable_steps']}"
     if F.ema_decay is not None:
         name += f"_ema{F.ema_decay:g}"
     if F.final_lr is not None:
@@ -218,7 +229,7 @@ def train_run(image_set):
     """Trains the flags' system; returns (its name, generate, images shown, latent size,
     train seconds)."""
     system = system_name()
-    logdir = os.path.join(F.out, "runs", f"{system}_seed{F.seed}")
+    logdir = run_dir(system)
     os.makedirs(logdir, exist_ok=True)
     stages = int(math.log2(F.resolution)) - 1
     start = time.time()
@@ -251,16 +262,13 @@ def record(image_set, system, generate, shown, latent_dim, seconds):
     scores = evaluate_images(real, fake, 0)
     name = f"{system}_seed{F.seed}"
     save_png(os.path.join(F.out, name + ".png"), image_grid(fake[:64], columns=8, min_cell=64))
-    settings = {"fade_steps": F.fade_steps or F.res_step,
-                "stable_steps": F.stable_steps or F.res_step, "ema_decay": F.ema_decay,
-                "final_lr": F.final_lr, "fade_real_images": F.fade_real_images}
     row = {"system": system, "seed": F.seed, "resolution": F.resolution,
            "res_step": F.res_step, "batch_size": BATCH,
-           **(settings if F.system == "mel_tf" else {}), "images_shown": shown,
+           **(mel_tf_settings() if F.system == "mel_tf" else {}), "images_shown": shown,
            "train_seconds": round(seconds, 1), "threads": F.threads,
            "date": time.strftime("%Y-%m-%d"), "machine": machine_info(
                packages=("tensorflow-cpu", "keras", "torch")), **scores}
-    with open(os.path.join(F.out, "runs", name, "row.json"), "w") as f:
+    with open(os.path.join(run_dir(system), "row.json"), "w") as f:
         json.dump(row, f, indent=2)
     rows = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(F.out, "runs", "*",
                                                                       "row.json")))]
