@@ -64,6 +64,9 @@ flags.DEFINE_bool("real_floor", False, "Only score real icons against other real
 flags.DEFINE_bool("table", False, "Only print the markdown tables of OUT/results.json.")
 F = flags.FLAGS
 BATCH = 8
+# Seeds the random subset of real icons that every run is scored against (and the
+# reals-vs-reals splits), so that all runs meet the same reals.
+REAL_SUBSET_SEED = 0x4556
 
 
 def train_source(image_set, stages):
@@ -120,7 +123,7 @@ def source_init_callback(stages):
 
 def mel_tf_settings() -> dict:
     """mel_tf's training settings from the flags, defaults filled in (stated once here)."""
-    return {"fade_steps": F.fade_steps or F.res_step,
+    return {"preset": F.preset, "width": F.width, "fade_steps": F.fade_steps or F.res_step,
             "stable_steps": F.stable_steps or F.res_step, "ema_decay": F.ema_decay,
             "final_lr": F.final_lr, "fade_real_images": F.fade_real_images}
 
@@ -180,7 +183,7 @@ def real_floor(image_set) -> dict:
     half = len(images) // 2
     splits = []
     for split in range(3):
-        order = np.random.default_rng([split, 0x4556]).permutation(len(images))
+        order = np.random.default_rng([split, REAL_SUBSET_SEED]).permutation(len(images))
         swd = sliced_wasserstein_distance(images[order[:half]], images[order[half:2 * half]],
                                           np.random.default_rng(0))
         splits.append({"split": split, "images_per_set": half, "swd": swd})
@@ -207,21 +210,66 @@ def table(rows) -> str:
         lines.append(f"| {system} | {len(runs)} | {sum(swd) / len(swd):.1f} "
                      f"({min(swd):.1f}-{max(swd):.1f}) | {sum(ssim) / len(ssim):.3f} "
                      f"({min(ssim):.3f}-{max(ssim):.3f}) |")
-    return "\n".join(lines + ["", paired_table(rows)])
+    return "\n".join(lines + ["", versus_source_table(rows), "", paired_table(rows)])
+
+
+def welch(a, b) -> dict:
+    """mean(a) - mean(b): Welch's t-test, its 95% interval, and an exact two-sided
+    permutation test (every split of the pooled runs into groups of len(a), len(b))."""
+    import numpy as np
+    from scipy import stats
+
+    t = stats.ttest_ind(a, b, equal_var=False)
+    interval = t.confidence_interval(0.95)
+    perm = stats.permutation_test((a, b), lambda x, y: np.mean(x) - np.mean(y),
+                                  permutation_type="independent", n_resamples=np.inf)
+    splits = math.comb(len(a) + len(b), len(a))
+    return {"diff": float(np.mean(a) - np.mean(b)), "low": interval.low, "high": interval.high,
+            "t": t.statistic, "p": t.pvalue, "extreme": round(perm.pvalue * splits),
+            "splits": splits}
+
+
+def versus_source_table(rows) -> str:
+    """Markdown: each system with 2+ seeds against the source's runs (SWD avg)."""
+    source = [r["swd"]["avg"] for r in rows if r["system"] == "source"]
+    lines = ["| system - source | seeds | difference of means (95% interval) | ratio of means "
+             "| Welch t (p) | permutation p |", "|---|---|---|---|---|---|"]
+    for system in sorted({r["system"] for r in rows} - {"source"}):
+        swd = [r["swd"]["avg"] for r in rows if r["system"] == system]
+        if len(swd) < 2 or len(source) < 2:
+            continue
+        w = welch(swd, source)
+        lines.append(f"| {system} | {len(swd)} vs {len(source)} | {w['diff']:+.1f} "
+                     f"({w['low']:+.1f} to {w['high']:+.1f}) | "
+                     f"{sum(swd) / len(swd) / (sum(source) / len(source)):.2f} | "
+                     f"{w['t']:.2f} ({w['p']:.3f}) | {w['extreme']}/{w['splits']} = "
+                     f"{w['extreme'] / w['splits']:.2f} |")
+    return "\n".join(lines)
 
 
 def paired_table(rows) -> str:
-    """Markdown: each run of the seed preset with other training settings beside the
-    plain seed preset's run of its seed (same networks and, until a setting differs,
-    the same run)."""
+    """Markdown: each run of the seed preset at full width with other training
+    settings beside the plain seed preset's run of its seed (same networks and,
+    until a setting differs, the same run); then each variant's paired t-test."""
+    from scipy import stats
+
     plain = {r["seed"]: r for r in rows if r["system"] == "mel_tf"}
-    lines = ["| variant | seed | SWD avg | plain seed preset | difference |", "|---|---|---|---|---|"]
+    pairs = {}
     for r in sorted(rows, key=lambda r: (r["system"], r["seed"])):
-        other_networks = "_paper_" in r["system"] or "_seed_w" in r["system"]
-        if r["system"].startswith("mel_tf_") and not other_networks and r["seed"] in plain:
-            base = plain[r["seed"]]["swd"]["avg"]
-            lines.append(f"| {r['system']} | {r['seed']} | {r['swd']['avg']:.1f} | {base:.1f} | "
-                         f"{r['swd']['avg'] - base:+.1f} |")
+        same_networks = (r.get("preset"), r.get("width")) == ("seed", 1.0)
+        if r["system"].startswith("mel_tf_") and same_networks and r["seed"] in plain:
+            pairs.setdefault(r["system"], []).append(
+                (r["seed"], r["swd"]["avg"], plain[r["seed"]]["swd"]["avg"]))
+    lines = ["| variant | seed | SWD avg | plain seed preset | difference |", "|---|---|---|---|---|"]
+    lines += [f"| {system} | {seed} | {v:.1f} | {base:.1f} | {v - base:+.1f} |"
+              for system, runs in pairs.items() for seed, v, base in runs]
+    lines += ["", "| variant | pairs | mean difference | paired t (p) |", "|---|---|---|---|"]
+    for system, runs in pairs.items():
+        if len(runs) >= 2:
+            t = stats.ttest_rel([v for _, v, _ in runs], [base for _, _, base in runs])
+            mean = sum(v - base for _, v, base in runs) / len(runs)
+            lines.append(f"| {system} | {len(runs)} | {mean:+.1f} | {t.statistic:.2f} "
+                         f"({t.pvalue:.2f}) |")
     return "\n".join(lines)
 
 
@@ -257,7 +305,7 @@ def record(image_set, system, generate, shown, latent_dim, seconds):
     # The same latents and real icons for every run (the study's seed 0, not the run's).
     n = min(F.num_images, len(image_set))
     real = image_set.images(F.resolution)[
-        np.random.default_rng([0, 0x4556]).choice(len(image_set), n, replace=False)]
+        np.random.default_rng([0, REAL_SUBSET_SEED]).choice(len(image_set), n, replace=False)]
     fake = generate(latents_for_seed(0, n, latent_dim))
     scores = evaluate_images(real, fake, 0)
     name = f"{system}_seed{F.seed}"
