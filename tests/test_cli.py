@@ -236,3 +236,28 @@ def test_the_top_level_scripts_and_python_m_generate_are_the_same_programs(tmp_p
         result = subprocess.run([sys.executable, *args, "--helpfull"], capture_output=True,
                                 text=True, timeout=120, cwd=str(REPO))
         assert flag in result.stdout, (args, result.stderr[-2000:])
+
+
+def test_flag_files_state_the_configurations_the_docs_measured():
+    """The demo is the seed preset at half width on the source's schedule cut to 8,000
+    images per phase (research/source_study.py's mel_tf at 32x32, whose figures the
+    README quotes); few_icons256 is mel256 at half width and nothing else."""
+    from mel_tf.cli import train as cli
+    from mel_tf.config import TrainConfig, preset
+
+    def configs(name):
+        cli.F.unparse_flags()
+        cli.F(["train.py", f"--flagfile={os.path.join(REPO, 'configs', name)}"])
+        return cli.network_config(), cli.train_config(1), cli.F.logdir
+
+    try:
+        net, train, logdir = configs("demo.flags")
+        assert net == preset("seed", 32, 0.5) and logdir == "runs/demo"
+        assert train == TrainConfig(seed=0, fade_images=8000, stable_images=8000, batch_size=8,
+                                    contrast=False), train
+        mel_net, mel_train, _ = configs("mel256.flags")
+        net, train, logdir = configs("few_icons256.flags")
+        assert net == mel_net.replace(width=0.5) and net != mel_net
+        assert train == mel_train and logdir == "runs/few_icons256"
+    finally:
+        cli.F.unparse_flags()
