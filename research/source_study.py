@@ -162,16 +162,16 @@ def system_name() -> str:
     if F.system == "source":
         return "source"
     name = "mel_tf" + ("_source_init" if F.source_init else "")
-    if (F.preset, F.width) != ("seed", 1.0):
-        name += f"_{F.preset}_w{F.width:g}"
     s = mel_tf_settings()
+    if (s["preset"], s["width"]) != ("seed", 1.0):
+        name += f"_{s['preset']}_w{s['width']:g}"
     if (s["fade_steps"], s["stable_steps"]) != (F.res_step, F.res_step):
         name += f"_f{s['fade_steps']}s{s['stable_steps']}"
-    if F.ema_decay is not None:
-        name += f"_ema{F.ema_decay:g}"
-    if F.final_lr is not None:
-        name += f"_finallr{F.final_lr:g}"
-    return name + ("_fadereal" if F.fade_real_images else "")
+    if s["ema_decay"] is not None:
+        name += f"_ema{s['ema_decay']:g}"
+    if s["final_lr"] is not None:
+        name += f"_finallr{s['final_lr']:g}"
+    return name + ("_fadereal" if s["fade_real_images"] else "")
 
 
 def real_floor(image_set) -> dict:
@@ -224,26 +224,32 @@ def welch(a, b) -> dict:
     perm = stats.permutation_test((a, b), lambda x, y: np.mean(x) - np.mean(y),
                                   permutation_type="independent", n_resamples=np.inf)
     splits = math.comb(len(a) + len(b), len(a))
-    return {"diff": float(np.mean(a) - np.mean(b)), "low": interval.low, "high": interval.high,
-            "t": t.statistic, "p": t.pvalue, "extreme": round(perm.pvalue * splits),
-            "splits": splits}
+    return {"low": interval.low, "high": interval.high, "t": t.statistic, "p": t.pvalue,
+            "extreme": round(perm.pvalue * splits), "splits": splits}
 
 
 def versus_source_table(rows) -> str:
-    """Markdown: each system with 2+ seeds against the source's runs (SWD avg)."""
+    """Markdown: each system's SWD avg against the source's runs: the difference and
+    ratio of the means, each run's ratio to the source's mean, and (2+ runs each)
+    Welch's test and the permutation test."""
     source = [r["swd"]["avg"] for r in rows if r["system"] == "source"]
+    if not source:
+        return "(no source runs)"
+    base = sum(source) / len(source)
     lines = ["| system - source | seeds | difference of means (95% interval) | ratio of means "
-             "| Welch t (p) | permutation p |", "|---|---|---|---|---|---|"]
+             "| each run / source mean | Welch t (p) | permutation p |",
+             "|---|---|---|---|---|---|---|"]
     for system in sorted({r["system"] for r in rows} - {"source"}):
         swd = [r["swd"]["avg"] for r in rows if r["system"] == system]
-        if len(swd) < 2 or len(source) < 2:
-            continue
-        w = welch(swd, source)
-        lines.append(f"| {system} | {len(swd)} vs {len(source)} | {w['diff']:+.1f} "
-                     f"({w['low']:+.1f} to {w['high']:+.1f}) | "
-                     f"{sum(swd) / len(swd) / (sum(source) / len(source)):.2f} | "
-                     f"{w['t']:.2f} ({w['p']:.3f}) | {w['extreme']}/{w['splits']} = "
-                     f"{w['extreme'] / w['splits']:.2f} |")
+        mean, each = sum(swd) / len(swd), sorted(v / base for v in swd)
+        diff, tests = f"{mean - base:+.1f}", "- | -"
+        if len(swd) >= 2 and len(source) >= 2:
+            w = welch(swd, source)
+            diff += f" ({w['low']:+.1f} to {w['high']:+.1f})"
+            tests = (f"{w['t']:.2f} ({w['p']:.3f}) | {w['extreme']}/{w['splits']} = "
+                     f"{w['extreme'] / w['splits']:.2f}")
+        lines.append(f"| {system} | {len(swd)} vs {len(source)} | {diff} | {mean / base:.2f} | "
+                     f"{each[0]:.2f}-{each[-1]:.2f} | {tests} |")
     return "\n".join(lines)
 
 
