@@ -50,7 +50,7 @@ import math
 import os
 import shutil
 import tempfile
-from typing import Callable, Iterable, List, Optional, Sequence, Union
+from typing import Callable, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
@@ -182,53 +182,17 @@ def export_from_generator(generator, out_dir: str, resolution: Optional[int] = N
     try:
         summary = {"out_dir": out_dir, "resolution": resolution,
                    "latent_dim": net_cfg.latent_dim, "tflite": []}
-        saved_model = os.path.join(tmp, SAVED_MODEL_DIR)
-        write_saved_model(net, saved_model)
-        sm_diff = None
-        if validate:
-            sm_diff = _max_abs_diff(_run_saved_model(saved_model, z_check), reference)
-            if sm_diff > MAX_FLOAT32_DIFF:
-                raise ExportError(f"the SavedModel differs from the Keras generator by "
-                                  f"{sm_diff}/255 (at most {MAX_FLOAT32_DIFF} allowed)")
-        summary["saved_model"] = {"path": os.path.join(out_dir, SAVED_MODEL_DIR),
-                                  "bytes": _tree_bytes(saved_model), "max_abs_diff": sm_diff}
+        saved_model, summary["saved_model"] = _export_saved_model(
+            net, tmp, out_dir, z_check, reference)
         log(f"SavedModel {resolution}x{resolution}, latent_dim {net_cfg.latent_dim}"
-            + (f", max |SavedModel - Keras| = {sm_diff}/255" if validate else ""))
-
+            + _diff_note(summary["saved_model"], "SavedModel"))
         base = _describe(net_cfg, resolution, description)
         # Without .tflite files, generator.json describes the SavedModel alone.
         json_files = {"generator.json": dict(base, file=SAVED_MODEL_DIR + "/")}
         if tflite:
-            float_icons = None
-            for mode in ["none"] + [m for m in modes if m != "none"]:
-                stem = TFLITE_STEMS[mode]
-                path = os.path.join(tmp, stem + ".tflite")
-                with open(path, "wb") as f:
-                    f.write(convert_to_tflite(saved_model, mode))
-                entry = {"path": os.path.join(out_dir, stem + ".tflite"),
-                         "json": os.path.join(out_dir, stem + ".json"), "quantize": mode,
-                         "bytes": os.path.getsize(path), "max_abs_diff": None, "psnr_db": None}
-                if validate:
-                    icons = run_tflite(path, z_check)
-                    _check_icons(icons, z_check.shape[0], resolution, path)
-                    entry["max_abs_diff"] = _max_abs_diff(icons, reference)
-                    if mode == "none":
-                        if entry["max_abs_diff"] > MAX_FLOAT32_DIFF:
-                            raise ExportError(
-                                f"the float32 .tflite differs from the Keras generator by "
-                                f"{entry['max_abs_diff']}/255 (at most {MAX_FLOAT32_DIFF} "
-                                f"allowed); nothing was written")
-                        float_icons = icons
-                    entry["psnr_db"] = psnr(icons, float_icons)
-                log(f"{stem}.tflite: {entry['bytes'] / 1e6:.2f} MB"
-                    + (f", max |tflite - Keras| = {entry['max_abs_diff']}/255, "
-                       f"PSNR vs float32 {entry['psnr_db']:.1f} dB" if validate else ""))
-                json_files[stem + ".json"] = dict(
-                    base, file=stem + ".tflite", quantization=QUANTIZATION_NAMES[mode],
-                    bytes=entry["bytes"],
-                    psnr_db_vs_float32=_json_number(entry["psnr_db"]),
-                    max_abs_diff_vs_keras=entry["max_abs_diff"])
-                summary["tflite"].append(entry)
+            summary["tflite"], tflite_json = _export_tflites(
+                saved_model, modes, tmp, out_dir, base, z_check, reference, log)
+            json_files.update(tflite_json)
         if web:
             summary["web"] = web_page.write_page(
                 net, os.path.join(tmp, WEB_DIR), os.path.join(out_dir, WEB_DIR), base,
@@ -238,15 +202,97 @@ def export_from_generator(generator, out_dir: str, resolution: Optional[int] = N
                 json.dump(content, f, indent=2)
         _move_into_place(tmp, out_dir, overwrite)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        for d in created_parents:          # deepest first; only if still empty
-            try:
-                os.rmdir(d)
-            except OSError:
-                break
+        _remove_partial_export(tmp, created_parents)
         raise
     log(f"exported to {out_dir}")
     return summary
+
+
+def _export_saved_model(net, tmp: str, out_dir: str, z_check: np.ndarray,
+                        reference: Optional[np.ndarray]) -> Tuple[str, dict]:
+    """Writes tmp's SavedModel and checks it against `reference` (None: unchecked).
+
+    Returns its path in tmp and its summary entry (paths as they will be in out_dir).
+    """
+    path = os.path.join(tmp, SAVED_MODEL_DIR)
+    write_saved_model(net, path)
+    diff = None
+    if reference is not None:
+        diff = _max_abs_diff(_run_saved_model(path, z_check), reference)
+        if diff > MAX_FLOAT32_DIFF:
+            raise ExportError(f"the SavedModel differs from the Keras generator by "
+                              f"{diff}/255 (at most {MAX_FLOAT32_DIFF} allowed)")
+    return path, {"path": os.path.join(out_dir, SAVED_MODEL_DIR),
+                  "bytes": _tree_bytes(path), "max_abs_diff": diff}
+
+
+def _export_tflites(saved_model: str, modes: List[str], tmp: str, out_dir: str,
+                    base: dict, z_check: np.ndarray, reference: Optional[np.ndarray],
+                    log: Callable[[str], None]) -> Tuple[List[dict], dict]:
+    """Writes tmp's .tflite file for every mode, float32 first: the quantized files
+    are scored against its icons. Returns their summary entries and JSON files."""
+    entries, json_files, float_icons = [], {}, None
+    for mode in ["none"] + [m for m in modes if m != "none"]:
+        entry, icons = _export_tflite(saved_model, mode, tmp, out_dir, z_check,
+                                      reference, float_icons)
+        float_icons = icons if mode == "none" else float_icons
+        stem = TFLITE_STEMS[mode]
+        log(f"{stem}.tflite: {entry['bytes'] / 1e6:.2f} MB" + _diff_note(entry, "tflite"))
+        json_files[stem + ".json"] = dict(
+            base, file=stem + ".tflite", quantization=QUANTIZATION_NAMES[mode],
+            bytes=entry["bytes"], psnr_db_vs_float32=_json_number(entry["psnr_db"]),
+            max_abs_diff_vs_keras=entry["max_abs_diff"])
+        entries.append(entry)
+    return entries, json_files
+
+
+def _export_tflite(saved_model: str, mode: str, tmp: str, out_dir: str,
+                   z_check: np.ndarray, reference: Optional[np.ndarray],
+                   float_icons: Optional[np.ndarray]) -> Tuple[dict, Optional[np.ndarray]]:
+    """Converts the SavedModel to tmp's .tflite for `mode` and checks it.
+
+    Checked (a `reference`), the float32 file must match the Keras icons and a
+    quantized one is scored against the float32 file's `float_icons`. Returns the
+    summary entry and the file's icons (None unchecked).
+    """
+    stem = TFLITE_STEMS[mode]
+    path = os.path.join(tmp, stem + ".tflite")
+    with open(path, "wb") as f:
+        f.write(convert_to_tflite(saved_model, mode))
+    entry = {"path": os.path.join(out_dir, stem + ".tflite"),
+             "json": os.path.join(out_dir, stem + ".json"), "quantize": mode,
+             "bytes": os.path.getsize(path), "max_abs_diff": None, "psnr_db": None}
+    if reference is None:
+        return entry, None
+    icons = run_tflite(path, z_check)
+    _check_icons(icons, z_check.shape[0], reference.shape[1], path)
+    entry["max_abs_diff"] = _max_abs_diff(icons, reference)
+    if mode == "none" and entry["max_abs_diff"] > MAX_FLOAT32_DIFF:
+        raise ExportError(f"the float32 .tflite differs from the Keras generator by "
+                          f"{entry['max_abs_diff']}/255 (at most {MAX_FLOAT32_DIFF} "
+                          f"allowed); nothing was written")
+    entry["psnr_db"] = psnr(icons, icons if mode == "none" else float_icons)
+    return entry, icons
+
+
+def _diff_note(entry: dict, name: str) -> str:
+    """The log's note on a checked file's difference; empty when unchecked."""
+    if entry["max_abs_diff"] is None:
+        return ""
+    note = f", max |{name} - Keras| = {entry['max_abs_diff']}/255"
+    if "psnr_db" in entry:
+        note += f", PSNR vs float32 {entry['psnr_db']:.1f} dB"
+    return note
+
+
+def _remove_partial_export(tmp: str, created_parents: List[str]) -> None:
+    """Removes the staging folder and the parents the export made, if still empty."""
+    shutil.rmtree(tmp, ignore_errors=True)
+    for d in created_parents:          # deepest first
+        try:
+            os.rmdir(d)
+        except OSError:
+            break
 
 
 def parse_quantize(quantize: Union[str, Iterable[str]]) -> List[str]:
