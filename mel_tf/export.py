@@ -229,13 +229,15 @@ def _export_saved_model(net, tmp: str, out_dir: str, z_check: np.ndarray,
 def _export_tflites(saved_model: str, modes: List[str], tmp: str, out_dir: str,
                     base: dict, z_check: np.ndarray, reference: Optional[np.ndarray],
                     log: Callable[[str], None]) -> Tuple[List[dict], dict]:
-    """Writes tmp's .tflite file for every mode, float32 first: the quantized files
-    are scored against its icons. Returns their summary entries and JSON files."""
+    """Writes tmp's .tflite file for every mode, float32 first: every file is
+    scored against its icons (PSNR). Returns their summary entries and JSON files."""
     entries, json_files, float_icons = [], {}, None
     for mode in ["none"] + [m for m in modes if m != "none"]:
-        entry, icons = _export_tflite(saved_model, mode, tmp, out_dir, z_check,
-                                      reference, float_icons)
-        float_icons = icons if mode == "none" else float_icons
+        entry, icons = _export_tflite(saved_model, mode, tmp, out_dir, z_check, reference)
+        if mode == "none":
+            float_icons = icons
+        if icons is not None:
+            entry["psnr_db"] = psnr(icons, float_icons)
         stem = TFLITE_STEMS[mode]
         log(f"{stem}.tflite: {entry['bytes'] / 1e6:.2f} MB" + _diff_note(entry, "tflite"))
         json_files[stem + ".json"] = dict(
@@ -247,13 +249,11 @@ def _export_tflites(saved_model: str, modes: List[str], tmp: str, out_dir: str,
 
 
 def _export_tflite(saved_model: str, mode: str, tmp: str, out_dir: str,
-                   z_check: np.ndarray, reference: Optional[np.ndarray],
-                   float_icons: Optional[np.ndarray]) -> Tuple[dict, Optional[np.ndarray]]:
-    """Converts the SavedModel to tmp's .tflite for `mode` and checks it.
-
-    Checked (a `reference`), the float32 file must match the Keras icons and a
-    quantized one is scored against the float32 file's `float_icons`. Returns the
-    summary entry and the file's icons (None unchecked).
+                   z_check: np.ndarray,
+                   reference: Optional[np.ndarray]) -> Tuple[dict, Optional[np.ndarray]]:
+    """Converts the SavedModel to tmp's .tflite for `mode` and checks it against the
+    Keras icons `reference` (None: unchecked); the float32 file must match them.
+    Returns the summary entry and the file's icons (None unchecked).
     """
     stem = TFLITE_STEMS[mode]
     path = os.path.join(tmp, stem + ".tflite")
@@ -271,7 +271,6 @@ def _export_tflite(saved_model: str, mode: str, tmp: str, out_dir: str,
         raise ExportError(f"the float32 .tflite differs from the Keras generator by "
                           f"{entry['max_abs_diff']}/255 (at most {MAX_FLOAT32_DIFF} "
                           f"allowed); nothing was written")
-    entry["psnr_db"] = psnr(icons, icons if mode == "none" else float_icons)
     return entry, icons
 
 
@@ -280,7 +279,7 @@ def _diff_note(entry: dict, name: str) -> str:
     if entry["max_abs_diff"] is None:
         return ""
     note = f", max |{name} - Keras| = {entry['max_abs_diff']}/255"
-    if "psnr_db" in entry:
+    if entry.get("psnr_db") is not None:
         note += f", PSNR vs float32 {entry['psnr_db']:.1f} dB"
     return note
 
