@@ -60,6 +60,18 @@ class SourceRun:
         self.optD = torch.optim.Adam(self.netD.parameters(), lr=0.0005, betas=(0.0, 0.99))
         self.dtype = dtype
 
+    def state(self) -> dict:
+        """Everything a resumed run needs: the three networks, both optimizers and
+        torch's global random state (the latents and the penalty's mixing weights)."""
+        return {"netG": self.netG.state_dict(), "netD": self.netD.state_dict(),
+                "netG_mavg": self.netG_mavg.state_dict(), "optG": self.optG.state_dict(),
+                "optD": self.optD.state_dict(), "rng": self.torch.get_rng_state()}
+
+    def load_state(self, state: dict):
+        for name in ("netG", "netD", "netG_mavg", "optG", "optD"):
+            getattr(self, name).load_state_dict(state[name])
+        self.torch.set_rng_state(state["rng"])
+
     def _penalty(self, real, fake, res, eps):
         """PGGAN_train.gradient_penalty; with `eps`, those mixing weights replace its
         own torch.rand draw."""

@@ -56,8 +56,19 @@ flags.DEFINE_float("ema_decay", None, "mel_tf's generator EMA decay (default the
 flags.DEFINE_float("final_lr", None, "mel_tf's learning rate in the last phase (default: no drop).")
 flags.DEFINE_bool("fade_real_images", False, "mel_tf blends the reals during fades too (the paper).")
 flags.DEFINE_integer("num_images", 512, "Icons per set for the metrics.")
+flags.DEFINE_integer("holdout", 0, "Icons kept out of training (a fixed random choice), "
+                     "against which the copy check measures what a new icon's distance to "
+                     "the training icons looks like.")
+flags.DEFINE_integer("checkpoint_every", 250, "Iterations between checkpoints (both "
+                     "systems; also at every phase end). A killed run resumes from the last.")
+flags.DEFINE_integer("eval_every", 0, "Iterations between scores in the phases at "
+                     "--eval_from and above (0: phase ends only); a multiple of "
+                     "--checkpoint_every.")
+flags.DEFINE_integer("eval_from", 128, "Lowest resolution scored between phase ends.")
 flags.DEFINE_integer("threads", 1, "Threads per framework.")
-flags.DEFINE_string("out", "docs/source_study/32x32", "Output folder.")
+flags.DEFINE_string("out", "docs/source_study/32x32", "Output folder: grids, results.json.")
+flags.DEFINE_string("runs", None, "Folder of the run directories (default OUT/runs); "
+                    "long runs belong outside the work tree.")
 flags.DEFINE_bool("real_floor", False, "Only score real icons against other real icons "
                   "(disjoint halves, 3 splits) into OUT/real_floor.json: the SWD a perfect "
                   "generator would get with sets of this size.")
@@ -69,33 +80,174 @@ BATCH = 8
 REAL_SUBSET_SEED = 0x4556
 
 
-def train_source(image_set, stages):
-    """The source's networks trained by its loop; returns (its EMA generator as a
-    function of latents [N, 8192] -> uint8 icons [N, R, R, 3], images shown, 8192)."""
+class TrainingSubset:
+    """The icons a run trains on: all, or all but --holdout of them."""
+
+    def __init__(self, image_set):
+        import numpy as np
+        self.image_set = image_set
+        order = np.random.default_rng([1, REAL_SUBSET_SEED]).permutation(len(image_set))
+        self.held_out = np.sort(order[:F.holdout])
+        self.train = np.sort(order[F.holdout:])
+
+    def __len__(self):
+        return len(self.train)
+
+    def images(self, resolution):
+        return self.image_set.images(resolution)[self.train]
+
+    def held_out_images(self, resolution):
+        return self.image_set.images(resolution)[self.held_out]
+
+
+def stage_at(step, stages):
+    """(resolution, a) of the networks after `step` iterations of the schedule:
+    4x4 stable, one fade per resolution, then the last resolution stable; a is
+    the fraction of a fade done (1 outside fades and at a fade's end)."""
+    phase = max(step - 1, 0) // F.res_step
+    layer = min(phase, stages - 1)
+    fading = 1 <= phase <= stages - 1
+    alpha = (step - phase * F.res_step) / F.res_step if fading else 1.0
+    return 4 * 2 ** layer, alpha
+
+
+class Timeline:
+    """The run's clock and scores: OUT/runs/<name>/timeline.jsonl, one line per
+    checkpoint with the iterations, images shown and the seconds spent training
+    (scoring excluded; wall and process CPU), plus the scores where the step is
+    scored. A resumed run drops the lines after its checkpoint and counts on from
+    the clock there, so a killed run's lost work is not counted twice."""
+
+    def __init__(self, path, scorer, stages):
+        self.path, self.scorer, self.stages = path, scorer, stages
+        self.wall = self.cpu = 0.0
+
+    def resume(self, step):
+        lines = []
+        if os.path.exists(self.path):
+            with open(self.path) as f:
+                lines = [json.loads(line) for line in f if line.strip()]
+        lines = [r for r in lines if r["step"] <= step]
+        with open(self.path, "w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in lines)
+        if lines:
+            self.wall, self.cpu = lines[-1]["train_seconds"], lines[-1]["cpu_seconds"]
+        self.t0, self.c0 = time.time(), time.process_time()
+
+    def due(self, step):
+        return step % F.checkpoint_every == 0 or step % F.res_step == 0
+
+    def mark(self, step, generate):
+        """Records `step` (a checkpoint); scores `generate(latents)` -> uint8 icons
+        at the networks' stage when the step is a phase end or an --eval_every step."""
+        self.wall += time.time() - self.t0
+        self.cpu += time.process_time() - self.c0
+        row = {"step": step, "images": step * BATCH, "train_seconds": round(self.wall, 2),
+               "cpu_seconds": round(self.cpu, 2)}
+        resolution, alpha = stage_at(step, self.stages)
+        scored = step % F.res_step == 0 or (
+            F.eval_every and step % F.eval_every == 0 and resolution >= F.eval_from)
+        if scored and resolution >= 8:
+            row.update(resolution=resolution, alpha=alpha, **self.scorer(generate, resolution))
+            logging.info("step %d (%dx%d, a %.2f): SWD %s, MS-SSIM %.3f", step, resolution,
+                         resolution, alpha, {k: round(v, 1) for k, v in row["swd"].items()},
+                         row["ms_ssim_fake"])
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        self.t0, self.c0 = time.time(), time.process_time()
+
+
+def scorer(training, latent_dim):
+    """score(generate, resolution) -> SWD per level and MS-SSIM of --num_images icons
+    from the study's fixed latents against the same real training icons."""
+    import numpy as np
+    from mel_tf.metrics import ms_ssim_diversity, sliced_wasserstein_distance
+    from mel_tf.seeds import latents_for_seed
+
+    n = min(F.num_images, len(training))
+    subset = np.random.default_rng([0, REAL_SUBSET_SEED]).choice(len(training), n, replace=False)
+    latents = latents_for_seed(0, n, latent_dim)
+    real_diversity = {}
+
+    def score(generate, resolution):
+        real = training.images(resolution)[subset]
+        fake = generate(latents)
+        if resolution not in real_diversity:
+            real_diversity[resolution] = ms_ssim_diversity(real)
+        return {"swd": sliced_wasserstein_distance(real, fake, np.random.default_rng(0)),
+                "ms_ssim_fake": ms_ssim_diversity(fake),
+                "ms_ssim_real": real_diversity[resolution]}
+    return score
+
+
+class StopOnSignal:
+    """SIGINT/SIGTERM set a flag; the source's loop checkpoints and exits on it."""
+
+    def __enter__(self):
+        import signal
+        self.signal = None
+        self.previous = {sig: signal.signal(sig, self.handle)
+                         for sig in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def handle(self, signum, frame):
+        self.signal = signum
+
+    def __exit__(self, *exc):
+        import signal
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+def train_source(training, logdir, stages):
+    """The source's networks trained by its loop, checkpointed every
+    --checkpoint_every iterations and at phase ends into LOGDIR/source.pt (resumed
+    from there); returns (generate: latents [N, 8192] -> uint8 icons [N, R, R, 3]
+    at the final stage, images shown, 8192)."""
     import numpy as np
     import torch
     from source_code import SourceRun, import_source
+    from mel_tf import data as data_lib
 
     torch.set_num_threads(F.threads)
     run = SourceRun(torch, import_source(F.source), torch.float32, F.seed)
-    from mel_tf import data as data_lib
-    images = image_set.images(F.resolution)
-    total = F.res_step * (stages + 1)
-    for it in range(total):
-        res = min(it / F.res_step, float(stages))
-        idx = data_lib.batch_indices(len(images), BATCH, F.seed, it)
-        real = torch.from_numpy(images[idx].transpose(0, 3, 1, 2).astype(np.float32) / 255)
-        z_g, z_d = torch.randn(BATCH, 8192), torch.randn(BATCH, 8192)
-        losses = run.step(it, res, real, z_g, z_d, None)
-        if it % 500 == 0:
-            logging.info("source it %d res %.3f lossG %.4f lossD %.4f", it, res, *losses)
+    path, start = os.path.join(logdir, "source.pt"), 0
+    if os.path.exists(path):
+        state = torch.load(path, weights_only=False)
+        run.load_state(state)
+        start = state["step"]
+        logging.info("Resuming the source's run from %s at iteration %d", path, start)
+    timeline = Timeline(os.path.join(logdir, "timeline.jsonl"), scorer(training, 8192), stages)
+    timeline.resume(start)
 
-    def generate(z):
-        with torch.no_grad():
-            x = run.netG_mavg.forward(torch.from_numpy(z), float(stages))
-        x = x.numpy().transpose(0, 2, 3, 1)
-        return np.round(np.clip(x * 255.0, 0, 255)).astype(np.uint8)
-    return generate, total * BATCH, 8192
+    def generate_at(res):
+        def generate(z):
+            with torch.no_grad():
+                out = [run.netG_mavg.forward(torch.from_numpy(z[i:i + 64]), res).numpy()
+                       for i in range(0, len(z), 64)]
+            x = np.concatenate(out).transpose(0, 2, 3, 1)
+            return np.round(np.clip(x * 255.0, 0, 255)).astype(np.uint8)
+        return generate
+
+    images = training.images(F.resolution)
+    total = F.res_step * (stages + 1)
+    with StopOnSignal() as stop:
+        for it in range(start, total):
+            res = min(it / F.res_step, float(stages))
+            idx = data_lib.batch_indices(len(images), BATCH, F.seed, it)
+            real = torch.from_numpy(images[idx].transpose(0, 3, 1, 2).astype(np.float32) / 255)
+            z_g, z_d = torch.randn(BATCH, 8192), torch.randn(BATCH, 8192)
+            losses = run.step(it, res, real, z_g, z_d, None)
+            if it % 500 == 0:
+                logging.info("source it %d res %.3f lossG %.4f lossD %.4f", it, res, *losses)
+            step = it + 1
+            if timeline.due(step) or stop.signal:
+                torch.save({**run.state(), "step": step}, path + ".tmp")
+                os.replace(path + ".tmp", path)
+                timeline.mark(step, generate_at(min(step / F.res_step, float(stages))))
+            if stop.signal:
+                raise SystemExit(f"{logdir}: stopped at iteration {step}; run again to resume")
+    return generate_at(float(stages)), total * BATCH, 8192
 
 
 def source_init_callback(stages):
@@ -128,13 +280,42 @@ def mel_tf_settings() -> dict:
             "final_lr": F.final_lr, "fade_real_images": F.fade_real_images}
 
 
+def runs_folder() -> str:
+    return F.runs or os.path.join(F.out, "runs")
+
+
 def run_dir(system: str) -> str:
-    return os.path.join(F.out, "runs", f"{system}_seed{F.seed}")
+    return os.path.join(runs_folder(), f"{system}_seed{F.seed}")
 
 
-def train_mel_tf(image_set, logdir, stages):
-    """mel_tf's --preset on the same schedule; returns (generate, images shown,
-    latent size)."""
+def timeline_callback(timeline, net):
+    """A Keras callback that marks the Timeline after every checkpoint of mel_tf's
+    loop (user callbacks run after mel_tf's Checkpoints): the step is read from
+    the generator's optimizer, which takes one step per iteration."""
+    import keras
+    from mel_tf.metrics import generate_uint8
+
+    class TimelineMarks(keras.callbacks.Callback):
+        step = None
+
+        def on_train_begin(self, logs=None):
+            if self.step is None:
+                self.step = int(self.model.g_optimizer.iterations.numpy())
+                timeline.resume(self.step)
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.step += 1
+            if timeline.due(self.step) or self.model.stop_training:
+                _, alpha = stage_at(self.step, timeline.stages)
+                generator = self.model.generator_ema
+                generator.set_alpha(alpha)     # the Fade callback sets it again before a step
+                timeline.mark(self.step, lambda z: generate_uint8(generator, z, net))
+    return TimelineMarks()
+
+
+def train_mel_tf(training, logdir, stages):
+    """mel_tf's --preset on the same schedule, checkpointed like the source's run;
+    returns (generate, images shown, latent size)."""
     from mel_tf.config import LoopOptions, TrainConfig, preset
     from mel_tf.metrics import generate_uint8
     from mel_tf.rundir import load_ema_generator
@@ -147,9 +328,13 @@ def train_mel_tf(image_set, logdir, stages):
                       final_learning_rate=s["final_lr"], fade_real_images=s["fade_real_images"])
     if s["ema_decay"] is not None:
         cfg = cfg.replace(ema_decay=s["ema_decay"])
-    status = train(net, cfg, image_set, logdir,
-                   options=LoopOptions(progress=False, sample_every_images=0),
-                   callbacks=[source_init_callback(stages)] if F.source_init else [])
+    timeline = Timeline(os.path.join(logdir, "timeline.jsonl"),
+                        scorer(training, net.latent_dim), stages)
+    extra = [source_init_callback(stages)] if F.source_init else []
+    status = train(net, cfg, training, logdir,
+                   options=LoopOptions(progress=False, sample_every_images=0, metrics_images=0,
+                                       checkpoint_every_images=F.checkpoint_every * BATCH),
+                   callbacks=extra + [timeline_callback(timeline, net)])
     if not status["done"]:
         raise SystemExit(f"{logdir}: stopped by {status['stopped']}; run again to resume")
     generator, _, _, shown = load_ema_generator(logdir)
@@ -279,29 +464,36 @@ def paired_table(rows) -> str:
     return "\n".join(lines)
 
 
-def train_run(image_set):
-    """Trains the flags' system; returns (its name, generate, images shown, latent size,
-    train seconds)."""
+def train_run(training):
+    """Trains the flags' system; returns (its name, generate, images shown, latent size)."""
     system = system_name()
     logdir = run_dir(system)
     os.makedirs(logdir, exist_ok=True)
     stages = int(math.log2(F.resolution)) - 1
-    start = time.time()
+    if F.eval_every % F.checkpoint_every:
+        raise app.UsageError("--eval_every must be a multiple of --checkpoint_every")
     if F.system == "source":
         if not F.source:
             raise app.UsageError("--system=source needs --source")
-        generate, shown, latent_dim = train_source(image_set, stages)
+        generate, shown, latent_dim = train_source(training, logdir, stages)
     else:
         if F.source_init and not F.source:
             raise app.UsageError("--source_init needs --source")
         if F.source_init and (F.preset, F.width) != ("seed", 1.0):
             raise app.UsageError("--source_init needs the seed preset at width 1")
-        generate, shown, latent_dim = train_mel_tf(image_set, logdir, stages)
-    return system, generate, shown, latent_dim, time.time() - start
+        generate, shown, latent_dim = train_mel_tf(training, logdir, stages)
+    return system, generate, shown, latent_dim
 
 
-def record(image_set, system, generate, shown, latent_dim, seconds):
-    """Scores the run, writes its grid and row, and gathers every row into results.json."""
+def read_timeline(system):
+    with open(os.path.join(run_dir(system), "timeline.jsonl")) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def record(training, system, generate, shown, latent_dim):
+    """Scores the run, writes its grid, its icons (for the copy check) and its row
+    (with the scored points of its timeline), and gathers every row into
+    results.json."""
     import numpy as np
     from benchmarks.machine import machine_info
     from mel_tf.images import image_grid, save_png
@@ -309,26 +501,32 @@ def record(image_set, system, generate, shown, latent_dim, seconds):
     from mel_tf.seeds import latents_for_seed
 
     # The same latents and real icons for every run (the study's seed 0, not the run's).
-    n = min(F.num_images, len(image_set))
-    real = image_set.images(F.resolution)[
-        np.random.default_rng([0, REAL_SUBSET_SEED]).choice(len(image_set), n, replace=False)]
+    n = min(F.num_images, len(training))
+    real = training.images(F.resolution)[
+        np.random.default_rng([0, REAL_SUBSET_SEED]).choice(len(training), n, replace=False)]
     fake = generate(latents_for_seed(0, n, latent_dim))
+    np.savez_compressed(os.path.join(run_dir(system), "icons.npz"), icons=fake)
     scores = evaluate_images(real, fake, 0)
     name = f"{system}_seed{F.seed}"
-    save_png(os.path.join(F.out, name + ".png"), image_grid(fake[:64], columns=8, min_cell=64))
+    # Icons at their own size: 64 of them up to 64x64, 16 above (1 MB a grid at 256).
+    count = 64 if F.resolution <= 64 else 16
+    save_png(os.path.join(F.out, name + ".png"),
+             image_grid(fake[:count], columns=int(count ** 0.5), min_cell=64))
+    timeline = read_timeline(system)
     row = {"system": system, "seed": F.seed, "resolution": F.resolution,
-           "res_step": F.res_step, "batch_size": BATCH,
+           "res_step": F.res_step, "batch_size": BATCH, "holdout": F.holdout,
            **(mel_tf_settings() if F.system == "mel_tf" else {}), "images_shown": shown,
-           "train_seconds": round(seconds, 1), "threads": F.threads,
+           "train_seconds": timeline[-1]["train_seconds"], "threads": F.threads,
            "date": time.strftime("%Y-%m-%d"), "machine": machine_info(
-               packages=("tensorflow-cpu", "keras", "torch")), **scores}
+               packages=("tensorflow-cpu", "keras", "torch")), **scores,
+           "timeline": [r for r in timeline if "swd" in r]}
     with open(os.path.join(run_dir(system), "row.json"), "w") as f:
         json.dump(row, f, indent=2)
-    rows = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(F.out, "runs", "*",
-                                                                      "row.json")))]
+    rows = [json.load(open(p))
+            for p in sorted(glob.glob(os.path.join(runs_folder(), "*", "row.json")))]
     with open(os.path.join(F.out, "results.json"), "w") as f:
         json.dump({"runs": rows}, f, indent=2)
-    print(json.dumps(row, indent=2))
+    print(json.dumps({k: v for k, v in row.items() if k != "timeline"}, indent=2))
 
 
 def main(argv):
@@ -350,7 +548,8 @@ def main(argv):
         with open(os.path.join(F.out, "real_floor.json"), "w") as f:
             json.dump({**real_floor(image_set), "date": time.strftime("%Y-%m-%d")}, f, indent=2)
         return
-    record(image_set, *train_run(image_set))
+    training = TrainingSubset(image_set)
+    record(training, *train_run(training))
 
 
 if __name__ == "__main__":
