@@ -1,14 +1,39 @@
 """mel_tf: a TensorFlow/Keras Progressive GAN for small icon sets, exported to LiteRT."""
 
+import os
+
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class BuildWithLiteRTJS(build_py):
+    """Builds the package and puts LiteRT.js, which `mel-export --web` copies into
+    its page, inside it (mel_tf/deploy/litert/), from the checkout's node_modules
+    after `npm ci`; without it the wheel builds, and --web then says what to do."""
+
+    def run(self):
+        super().run()
+        from mel_tf.deploy import litertjs
+        target = os.path.join(self.build_lib, "mel_tf", "deploy", "litert")
+        try:
+            versions = litertjs.bundle(os.path.join(HERE, "node_modules"), target, HERE)
+            print(f"bundled LiteRT.js {versions} into {target}")
+        except litertjs.LiteRTJSError as e:
+            print(f"warning: LiteRT.js not bundled ({e}); mel-export --web will need it")
+
 
 setup(
     name="mel_tf",
     version="0.1.0",
     description="Progressive GAN (TensorFlow/Keras) that learns an icon style from a few hundred "
                 "images and exports a generator for on-device use",
+    license="Apache-2.0",
     packages=find_packages(include=["mel_tf", "mel_tf.*"]),
-    package_data={"mel_tf": ["twemoji_faces.txt", "web_page/*"]},
+    package_data={"mel_tf": ["configs/*.flags"], "mel_tf.training": ["twemoji_faces.txt"],
+                  "mel_tf.deploy": ["web_page/*"]},
+    cmdclass={"build_py": BuildWithLiteRTJS},
     python_requires=">=3.10",
     install_requires=[
         "keras>=3.0",
@@ -25,7 +50,7 @@ setup(
         "console_scripts": [
             "mel-train = mel_tf.cli.train:run",
             "mel-export = mel_tf.cli.export:run",
-            "mel-generate = mel_tf.generate:run",
+            "mel-generate = mel_tf.cli.generate:run",
             "mel-evaluate = mel_tf.cli.evaluate:run",
         ],
     },
@@ -36,7 +61,8 @@ setup(
         "gpu": ["tensorflow[and-cuda]>=2.16"],
         "mac": ["tensorflow>=2.16"],
         # The browser test drives the system's Chromium (apt chromium); playwright
-        # is only the Python driver and downloads nothing by itself.
-        "test": ["pytest", "scipy", "playwright"],
+        # is only the Python driver and downloads nothing by itself. build makes
+        # the wheel that the installation test installs in a fresh venv.
+        "test": ["pytest", "scipy", "playwright", "build"],
     },
 )

@@ -2,7 +2,7 @@
 `train()` used before (a tf.function of train_step, a set before each step,
 the logs read back) against `ProGAN.fit()` with the callbacks `train()` passes.
 
-    python benchmarks/fit_ab.py --resolutions=4,64,256 --out=FILE.json
+    python -m benchmarks.fit_ab --resolutions=4,64,256 --out=FILE.json
 
 Both run the same model, the same phase dataset (`training.phase_dataset`)
 and XLA, in one process per resolution, alternating rounds of --steps steps,
@@ -24,10 +24,8 @@ import time
 
 from absl import app, flags
 
-from machine import emit_json, machine_info
+from benchmarks.machine import emit_json, machine_info
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 F = flags.FLAGS
 flags.DEFINE_string("resolutions", "4,64,256", "Stage resolutions.")
@@ -49,14 +47,15 @@ def paths(resolution: int):
     import numpy as np
     import tensorflow as tf
 
-    from mel_tf import callbacks as cb
+    from mel_tf.training import callbacks as cb
     from mel_tf.config import LoopOptions, TrainConfig, preset
-    from mel_tf.data import ImageSet, LoadReport
-    from mel_tf.schedule import Phase, Schedule
-    from mel_tf.training import ProGAN, loop_callbacks, phase_dataset
+    from mel_tf.training.data import ImageSet, LoadReport
+    from mel_tf.training.schedule import Phase, Schedule
+    from mel_tf.training.loop import loop_callbacks, phase_dataset
+    from mel_tf.training.progan import ProGAN
 
     net = preset(F.preset, resolution, F.width)
-    tc = TrainConfig(batch_size=F.batch_size, xla=F.xla)
+    tc = TrainConfig(batch_size=F.batch_size)
     rng = np.random.default_rng(0)
     images = ImageSet([rng.integers(0, 256, (resolution, resolution, 3), dtype=np.uint8)
                        for _ in range(64)], LoadReport("random", 64))

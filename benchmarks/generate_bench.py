@@ -1,6 +1,6 @@
 """Time per-icon generation of every exported format.
 
-    python benchmarks/generate_bench.py --out=bench.json
+    python -m benchmarks.generate_bench --out=bench.json
 
 Builds a run directory holding an untrained generator (the seed preset at
 256x256, full width by default: the weights' values do not change the time),
@@ -33,11 +33,10 @@ import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags
 
-from machine import finished_untrained_run, machine_info
+from benchmarks.machine import finished_untrained_run, machine_info
 
 flags.DEFINE_string("out", None, "JSON file for the results.")
 flags.DEFINE_string("preset", "seed", "Network preset.")
@@ -134,7 +133,7 @@ def measure_all(work):
 
 def build_and_export(work, preset_name, resolution, width):
     """A finished run of an untrained generator, and its export with every option."""
-    from mel_tf.export import export_generator
+    from mel_tf.deploy.export import export_generator
 
     run = os.path.join(work, "run")
     net_cfg = finished_untrained_run(run, preset_name, resolution, width)
@@ -163,8 +162,8 @@ def generator_call(path, threads):
         import tensorflow as tf
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(1)
-    from mel_tf.seeds import latents_for_seed
-    from mel_tf.serving import load_model
+    from mel_tf.deploy.seeds import latents_for_seed
+    from mel_tf.deploy.serving import load_model
     model = load_model(path, num_threads=threads)
     z = latents_for_seed(0, 1, model.latent_dim)
     return lambda: model(z)
@@ -257,9 +256,7 @@ def serve(kind, path, threads, warmup):
     if kind == "source":
         import torch
 
-        sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
-            os.path.abspath(__file__))), "research"))
-        from source_torch_bench import LATENT_DIM, build
+        from research.source_torch_bench import LATENT_DIM, build
         torch.set_num_threads(threads)
         torch.set_grad_enabled(False)
         torch.manual_seed(0)
@@ -291,7 +288,7 @@ def _psnrs(export_dir):
 
 
 def _checkpoint_bytes(run):
-    from mel_tf import rundir
+    from mel_tf.training import rundir
     prefix = rundir.latest_checkpoint(run)
     folder = os.path.dirname(prefix)
     return sum(os.path.getsize(os.path.join(folder, f)) for f in os.listdir(folder)

@@ -63,10 +63,10 @@ def finished_untrained_run(run, preset_name, resolution, width):
     NetworkConfig."""
     import keras
 
-    from mel_tf import rundir
+    from mel_tf.training import rundir
     from mel_tf.config import TrainConfig, preset
-    from mel_tf.networks import Generator
-    from mel_tf.schedule import schedule_for
+    from mel_tf.training.networks import Generator
+    from mel_tf.training.schedule import schedule_for
 
     net_cfg = preset(preset_name, resolution=resolution, width=width)
     train_cfg = TrainConfig()

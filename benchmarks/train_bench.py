@@ -1,6 +1,6 @@
 """Training speed: seconds per iteration (one G step + one D step with penalty and drift).
 
-    python benchmarks/train_bench.py --preset=seed --resolutions=4,8,16,32,64,128,256 --out=FILE.json
+    python -m benchmarks.train_bench --preset=seed --resolutions=4,8,16,32,64,128,256 --out=FILE.json
 
 The source's measurement: batch 8, random data, the fade
 active at a = 0.5, the median of several timed iterations after warm-up.
@@ -25,10 +25,8 @@ import time
 
 from absl import app, flags
 
-from machine import emit_json, machine_info
+from benchmarks.machine import emit_json, machine_info
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 F = flags.FLAGS
 flags.DEFINE_enum("preset", "seed", ["seed", "paper"], "Architecture preset.")
@@ -88,13 +86,13 @@ def time_one(resolution):
     import numpy as np
     import tensorflow as tf
 
-    from mel_tf.config import TrainConfig, preset
-    from mel_tf.training import ProGAN, step_noise
+    from mel_tf.config import Execution, TrainConfig, preset
+    from mel_tf.training.progan import ProGAN, step_noise
 
-    policy = "mixed_bfloat16" if F.mixed_precision else "float32"
-    net = preset(F.preset, resolution, F.width, dtype_policy=policy)
-    tc = TrainConfig(batch_size=F.batch_size, xla=F.xla)
-    model = ProGAN(net, tc)
+    policy = Execution(mixed_precision=F.mixed_precision).dtype_policy
+    net = preset(F.preset, resolution, F.width)
+    tc = TrainConfig(batch_size=F.batch_size)
+    model = ProGAN(net, tc, dtype_policy=policy)
     fading = resolution > 4
     model.set_stage(resolution, fading)
     model.set_alpha(0.5)
@@ -135,16 +133,12 @@ def time_one(resolution):
 
 def data_wait(model, net, tc, resolution, step_fn, steps=30):
     """Share of wall time spent waiting for the next batch in a real data loop."""
-    from mel_tf import data as data_lib
-    from mel_tf.training import step_noise, _with_step_vector
+    from mel_tf.training import data as data_lib
+    from mel_tf.training.loop import phase_dataset
 
     image_set = data_lib.open_dataset(data_dir=F.data_dir, dataset=F.dataset,
                                       max_resolution=resolution)
-    dataset = data_lib.batch_dataset(
-        image_set.images(resolution), F.batch_size, 0, 0,
-        extra_fn=_with_step_vector(step_noise(net, tc, F.batch_size), F.batch_size))
-    dataset = dataset.map(lambda e: {k: v for k, v in e.items() if k != "step"})
-    it = iter(dataset)
+    it = iter(phase_dataset(image_set, net, tc, resolution, F.batch_size, 0, steps + 1))
     float(step_fn(next(it))["d_loss"])            # the pipeline's own warm-up
     waiting = total = 0.0
     for _ in range(steps):

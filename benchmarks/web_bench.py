@@ -1,6 +1,6 @@
 """Time the page written by `export.py --web` in headless Chromium.
 
-    python benchmarks/web_bench.py --out=benchmarks/results/web_bench_DATE.json
+    python -m benchmarks.web_bench --out=benchmarks/results/web_bench_DATE.json
 
 For each resolution, builds a finished run of an untrained generator (the seed
 preset, full width by default: the weights' values do not change the time),
@@ -19,7 +19,7 @@ exports it with --web, serves the page on 127.0.0.1 and measures:
   times, so that the shared host's drift hits both alike; the median of the
   per-round ratios (page / Python) is the comparison to quote;
 * vs_python: the page's icons of seeds 0 .. --compare_seeds-1 against
-  Python's ai-edge-litert on the same file (`mel_tf.generate --seed=s --num=1`):
+  Python's ai-edge-litert on the same file (`mel_tf.deploy.generate --seed=s --num=1`):
   how many uint8 values differ, and by at most how many levels;
 * download: the files the page fetched, in bytes as stored (what
   `python -m http.server` and hosts without compression send) and gzipped
@@ -42,11 +42,10 @@ import threading
 import urllib.parse
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags
 
-from machine import emit_json, finished_untrained_run, machine_info
+from benchmarks.machine import emit_json, finished_untrained_run, machine_info
 
 flags.DEFINE_string("out", None, "JSON file for the results.")
 flags.DEFINE_string("preset", "seed", "Network preset.")
@@ -108,7 +107,7 @@ def main(argv):
 
 def export_page(work, resolution):
     """A finished run of an untrained generator at `resolution`, exported with web."""
-    from mel_tf.export import export_generator
+    from mel_tf.deploy.export import export_generator
 
     run = os.path.join(work, f"run_{resolution}")
     net_cfg = finished_untrained_run(run, FLAGS.preset, resolution, FLAGS.width)
@@ -132,8 +131,9 @@ def python_timing(path):
 
 
 def python_icons(path, seeds=None):
-    """{seed: uint8 icon} from Python's ai-edge-litert, as `mel_tf.generate --seed=s --num=1`."""
-    from mel_tf.generate import generate_icons, load_model
+    """{seed: uint8 icon} from Python's ai-edge-litert, as `mel_tf.deploy.generate --seed=s --num=1`."""
+    from mel_tf.deploy.generate import generate_icons
+    from mel_tf.deploy.serving import load_model
     model = load_model(path)
     seeds = range(FLAGS.compare_seeds) if seeds is None else seeds
     return {seed: generate_icons(model, seed, 1)[0] for seed in seeds}

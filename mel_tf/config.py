@@ -1,26 +1,126 @@
-"""The whole configuration of a mel_tf network, in one place.
+"""The whole configuration of a run, in one place.
 
-A `NetworkConfig` states everything that shapes the generator and the
-discriminator: the preset's architecture (the source's, "Mel Icon Generator v2",
-zassou65535/image_generator_2; or Karras et al. 2018's), the target resolution, the
-channel width and the data range. `TrainConfig`, `DataConfig` and `LoopOptions` state
-the rest of a run; their field defaults are the programs' defaults.  Library code takes a
-config object; only the entry scripts read flags.
+Each configuration class is one concern of a run; each field is one setting,
+stated once with its default, its command-line flag, its help text and what a
+resumed run may do with it (`setting`). The programs' flags, `--help`, a run's
+flags.txt and the check of a resumed run's settings are all derived from these
+fields (mel_tf.cli.flags, mel_tf.training.rundir): adding a setting is adding
+a field.
+
+    NetworkConfig   the architecture of both networks (a preset, the resolution,
+                    the width); never changes within a run
+    TrainConfig     the maths of training: schedule, optimiser, losses, EMA,
+                    augmentation; changes on resume only when allowed
+    DataConfig      the real images
+    RunConfig       where the run lives and how a start treats an existing one
+    LoopOptions     how often the loop logs, samples, scores and saves
+    Execution       how the maths runs: XLA, precision, devices
+
+The defaults are what the project's studies found best for a few hundred icons
+(docs/source_study/): the source's networks (the seed preset) at half width,
+its schedule and optimiser, no augmentation. configs/mel256.flags states only
+what makes the source's own configuration of them.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import os
-from typing import Optional, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 PRESETS = ("seed", "paper")
-# How weights may be parameterized (mel_tf.layers.PARAMETERIZATIONS says what each
+# How weights may be parameterized (mel_tf.training.layers.PARAMETERIZATIONS says what each
 # means); stated here so that reading a config needs no Keras.
 WEIGHT_PARAMETERIZATIONS = ("equalized", "he_input_scale", "plain")
 MIN_RESOLUTION = 4
 MAX_RESOLUTION = 1024
+WHITE = (255, 255, 255)
+
+# What a resumed run may do with a setting.
+ARCHITECTURE = "architecture"   # never changes: the checkpoints hold these weights
+ALLOWED = "allowed"             # changes only with --allow_config_change (logged)
+FREE = "free"                   # changes freely: not the maths of the run
+
+
+@dataclasses.dataclass(frozen=True)
+class Codec:
+    """How a field that is not a plain bool, int, float or str reads and writes
+    as one flag value."""
+    parse: Callable[[str], Any]
+    format: Callable[[Any], str]
+
+
+def setting(default, help: str, *, flag: Optional[str] = None, resume: str = ALLOWED,
+            codec: Optional[Codec] = None, choices: Optional[Tuple[str, ...]] = None,
+            preset_default: bool = False):
+    """A configuration field: `default`, the flag's `help`, its name (`flag`, default
+    the field's), what a resume may do with it (`resume`), a `codec` for tuples,
+    the `choices` of a string, and whether a preset chooses the value
+    (`preset_default`: the flag applies only when given)."""
+    return dataclasses.field(default=default, metadata={
+        "help": help, "flag": flag, "resume": resume, "codec": codec, "choices": choices,
+        "preset_default": preset_default})
+
+
+def flag_name(field: dataclasses.Field) -> str:
+    return field.metadata.get("flag") or field.name
+
+
+# ---- codecs: tuples as one flag value -------------------------------------------------
+
+def _parse_numbers(text: str, kind, count: int, what: str):
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        values = tuple(kind(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) != count:
+        raise ValueError(f"{what} must be {count} numbers separated by commas, got {text!r}")
+    return values
+
+
+def parse_rgb(text: str) -> Tuple[int, int, int]:
+    """'255,255,255' -> (255, 255, 255); anything else is a ValueError saying what is expected."""
+    try:
+        return check_rgb(int(p) for p in text.split(","))
+    except ValueError:
+        raise ValueError(f"--background must be three integers from 0 to 255 separated by "
+                         f"commas (white is 255,255,255), got {text!r}") from None
+
+
+def check_rgb(value) -> Tuple[int, int, int]:
+    """The background colour rule: three integers in [0, 255]; else ValueError."""
+    rgb = tuple(value)
+    if len(rgb) != 3 or not all(isinstance(c, numbers.Integral) and not isinstance(c, bool)
+                                and 0 <= c <= 255 for c in rgb):
+        raise ValueError(f"background must be three integers in [0, 255], got {value!r}")
+    return tuple(int(c) for c in rgb)  # type: ignore[return-value]
+
+
+def parse_resolution_map(text: str, value_type=float) -> Tuple[Tuple[int, Any], ...]:
+    """'4:64,8:64,16:32' -> ((4, 64), (8, 64), (16, 32)); '' -> ()."""
+    result = []
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        try:
+            key, value = item.split(":")
+            result.append((int(key), value_type(value)))
+        except ValueError:
+            raise ValueError(f"expected RESOLUTION:VALUE pairs like '4:64,8:32', got {item!r}")
+    return tuple(result)
+
+
+def _join(values) -> str:
+    return ",".join(repr(v) if isinstance(v, float) else str(v) for v in values)
+
+
+RGB = Codec(parse_rgb, _join)
+RANGE = Codec(lambda t: _parse_numbers(t, float, 2, "a range"), _join)
+BATCH_MAP = Codec(lambda t: parse_resolution_map(t, int),
+                  lambda pairs: ",".join(f"{r}:{v}" for r, v in pairs))
+RATE_MAP = Codec(lambda t: parse_resolution_map(t, float),
+                 lambda pairs: ",".join(f"{r}:{v!r}" for r, v in pairs))
 
 
 def check_resolution(resolution: int) -> int:
@@ -39,48 +139,54 @@ def resolutions_up_to(target: int) -> Tuple[int, ...]:
     return tuple(2 ** k for k in range(2, int(math.log2(target)) + 1))
 
 
+def _arch(default, help, **kw):
+    """An architecture field whose value the preset chooses unless its flag is given."""
+    return setting(default, help + " (default: the preset's)", resume=ARCHITECTURE,
+                   preset_default=True, **kw)
+
+
 @dataclasses.dataclass(frozen=True)
 class NetworkConfig:
-    """Architecture of both networks. Build one with `preset(name, ...)`."""
+    """Architecture of both networks. Build one with `preset(name, ...)`; the field
+    defaults are the seed preset's."""
 
-    preset: str = "seed"
-    resolution: int = 256
-    # Channel widths are multiplied by this (and rounded, at least 1) so that
-    # tests and CPU demos can run narrow networks of the same shape.
-    width: float = 1.0
-    # Seed: the latent is reshaped to 4x4xC; paper: pixel-normalised and sent
-    # through an equalized dense layer to 4x4xC.
-    latent_mode: str = "reshape"          # "reshape" | "dense"
-    # Convolutions in G's 4x4 block (seed 2, paper 1 after the dense layer).
-    g_first_block_convs: int = 2
-    padding: str = "reflect"              # "reflect" | "zero"
-    pixel_norm_in_d: bool = True
-    # "seed": x / (sqrt(mean_c x^2) + eps); "paper": x * rsqrt(mean_c x^2 + eps)
-    pixel_norm_style: str = "seed"
-    pixel_norm_eps: float = 1e-7
-    # The source normalises before the activation, the paper after it.
-    pixel_norm_before_activation: bool = True
-    # 0 means the whole batch (the source); the paper uses 4.
-    mbstd_group_size: int = 0
-    mbstd_unbiased: bool = True
-    mbstd_eps: float = 0.0
-    output_activation: str = "sigmoid"    # "sigmoid" | "linear"
-    data_range: Tuple[float, float] = (0.0, 1.0)
-    conv_gain: float = math.sqrt(2.0)
-    to_rgb_gain: float = 1.0
-    # How weights are parameterized and initialised (layers.PARAMETERIZATIONS):
-    # the 3x3 and 4x4 convolutions, and the 1x1 ones (toRGB, fromRGB, D's score).
-    # Seed: the source's He-initialised weights behind an input scale, and
-    # PyTorch's default 1x1 convolutions; paper: the equalized learning rate.
-    conv_weights: str = "he_input_scale"
-    rgb_weights: str = "plain"
-    # lrelu after fromRGB: the paper has it, the source does not.
-    from_rgb_activation: bool = False
-    latent_dense_gain: float = math.sqrt(2.0) / 4.0
-    lrelu_slope: float = 0.2
-    # Keras dtype policy name for every layer: "float32" or "mixed_bfloat16" /
-    # "mixed_float16" (float32 weights, low-precision compute).
-    dtype_policy: str = "float32"
+    preset: str = setting("seed", "Architecture: the source's (seed) or Karras et al.'s "
+                          "(paper); it sets the fields marked 'the preset's'.",
+                          resume=ARCHITECTURE, choices=PRESETS)
+    resolution: int = setting(256, "Target resolution, a power of two from 4 to 1024.",
+                              resume=ARCHITECTURE)
+    # Channel widths are multiplied by this (and rounded, at least 1). Half width
+    # drew better icons than full width at equal images shown (docs/source_study/).
+    width: float = setting(0.5, "Channel width multiplier (1.0: the source's networks).",
+                           resume=ARCHITECTURE)
+    latent_mode: str = _arch("reshape", "Latent: reshaped to 4x4xC (seed) or pixel-"
+                             "normalised and sent through a dense layer (paper)",
+                             choices=("reshape", "dense"))
+    g_first_block_convs: int = _arch(2, "Convolutions in G's 4x4 block")
+    padding: str = _arch("reflect", "Convolution padding", choices=("reflect", "zero"))
+    pixel_norm_in_d: bool = _arch(True, "Pixel norm after D's convolutions too")
+    pixel_norm_style: str = _arch("seed", "Pixel norm: x / (sqrt(mean x^2) + eps) (seed) or "
+                                  "x * rsqrt(mean x^2 + eps) (paper)", choices=PRESETS)
+    pixel_norm_eps: float = _arch(1e-7, "Pixel norm epsilon")
+    pixel_norm_before_activation: bool = _arch(True, "Pixel norm before the activation "
+                                               "(the source) rather than after (the paper)")
+    mbstd_group_size: int = _arch(0, "MiniBatchStd group size, 0 = the whole batch")
+    mbstd_unbiased: bool = _arch(True, "MiniBatchStd with the unbiased variance")
+    mbstd_eps: float = _arch(0.0, "MiniBatchStd epsilon inside the square root")
+    output_activation: str = _arch("sigmoid", "G's output activation",
+                                   choices=("sigmoid", "linear"))
+    data_range: Tuple[float, float] = _arch((0.0, 1.0), "Range of the images the networks "
+                                            "see, LOW,HIGH", codec=RANGE)
+    conv_gain: float = _arch(math.sqrt(2.0), "Gain of the convolutions' weight scale")
+    to_rgb_gain: float = _arch(1.0, "Gain of toRGB's weight scale")
+    conv_weights: str = _arch("he_input_scale", "Parameterization of the 3x3 and 4x4 "
+                              "convolutions (see mel_tf.training.layers)",
+                              choices=WEIGHT_PARAMETERIZATIONS)
+    rgb_weights: str = _arch("plain", "Parameterization of toRGB, fromRGB and D's score",
+                             choices=WEIGHT_PARAMETERIZATIONS)
+    from_rgb_activation: bool = _arch(False, "lrelu after fromRGB (the paper; not the source)")
+    latent_dense_gain: float = _arch(math.sqrt(2.0) / 4.0, "Gain of the latent dense layer")
+    lrelu_slope: float = _arch(0.2, "Leaky ReLU slope")
 
     def __post_init__(self):
         if self.preset not in PRESETS:
@@ -158,82 +264,81 @@ class NetworkConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["data_range"] = list(self.data_range)
-        return d
+        return json_ready(dataclasses.asdict(self))
 
     @classmethod
     def from_dict(cls, d: dict) -> "NetworkConfig":
         # A config.json without the parameterization keys describes a generator
         # that was equalized everywhere; it loads (and exports) as it was trained.
-        d = {**_UNPARAMETERIZED, **d}
-        d["data_range"] = tuple(d["data_range"])
-        return cls(**d)
+        return from_json(cls, {**_UNPARAMETERIZED, **d})
 
 
 _UNPARAMETERIZED = {"conv_weights": "equalized", "rgb_weights": "equalized",
                     "from_rgb_activation": True}
 
+# What the paper preset changes in the seed preset's fields.
+PAPER = dict(latent_mode="dense", g_first_block_convs=1, padding="zero",
+             pixel_norm_in_d=False, pixel_norm_style="paper", pixel_norm_eps=1e-8,
+             pixel_norm_before_activation=False, mbstd_group_size=4, mbstd_unbiased=False,
+             mbstd_eps=1e-8, output_activation="linear", data_range=(-1.0, 1.0),
+             conv_weights="equalized", rgb_weights="equalized", from_rgb_activation=True)
 
-def preset(name: str, resolution: int = 256, width: float = 1.0,
-           dtype_policy: str = "float32", mbstd_group_size: Optional[int] = None) -> NetworkConfig:
-    """The `seed` (the source's) or `paper` (Karras et al.) architecture."""
-    if name == "seed":
-        cfg = NetworkConfig(preset="seed", resolution=resolution, width=width,
-                            dtype_policy=dtype_policy)
-    elif name == "paper":
-        cfg = NetworkConfig(
-            preset="paper", resolution=resolution, width=width,
-            latent_mode="dense", g_first_block_convs=1, padding="zero",
-            pixel_norm_in_d=False, pixel_norm_style="paper", pixel_norm_eps=1e-8,
-            pixel_norm_before_activation=False,
-            mbstd_group_size=4, mbstd_unbiased=False, mbstd_eps=1e-8,
-            output_activation="linear", data_range=(-1.0, 1.0),
-            conv_weights="equalized", rgb_weights="equalized", from_rgb_activation=True,
-            dtype_policy=dtype_policy)
-    else:
+
+def preset(name: str, resolution: Optional[int] = None, width: Optional[float] = None,
+           **overrides) -> NetworkConfig:
+    """The `seed` (the source's) or `paper` (Karras et al.) architecture; a
+    resolution, width or other field left out keeps the field's default."""
+    if name not in PRESETS:
         raise ValueError(f"preset must be one of {PRESETS}, got {name!r}")
-    if mbstd_group_size is not None:
-        cfg = cfg.replace(mbstd_group_size=mbstd_group_size)
-    return cfg
+    given = {k: v for k, v in (("resolution", resolution), ("width", width)) if v is not None}
+    return NetworkConfig(preset=name, **{**(PAPER if name == "paper" else {}), **given,
+                                         **overrides})
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Everything about how a run trains (the networks are in NetworkConfig)."""
 
-    seed: int = 0
-    # Schedule, in images shown (7500 iterations of batch 8 = 60,000).
-    fade_images: int = 60_000
-    stable_images: int = 60_000
-    stable_every_resolution: bool = False     # paper: True; the source: only at the target
-    batch_size: int = 8
-    batch_sizes: Tuple[Tuple[int, int], ...] = ()          # ((resolution, batch), ...)
-    learning_rate: float = 5e-4
-    learning_rates: Tuple[Tuple[int, float], ...] = ()     # ((resolution, lr), ...)
-    final_learning_rate: Optional[float] = None            # for the last phase
-    fade_real_images: bool = False            # the paper blends reals too; the source does not
-    # Adam and the losses.
-    adam_beta1: float = 0.0
-    adam_beta2: float = 0.99
-    adam_epsilon: float = 1e-8
-    gp_weight: float = 10.0
-    drift_weight: float = 0.001
-    critic_steps: int = 1
-    # Generator EMA: decay min(1 - 1/(t+1), ema_decay) with ramp-up (the source),
-    # else the constant ema_decay (the paper: 0.999).
-    ema_decay: float = 0.995
-    ema_rampup: bool = True
-    # Augmentation. Contrast on reals is the source's; DiffAugment is optional.
-    contrast: bool = True
-    contrast_range: Tuple[float, float] = (1.0, 2.0)
-    mirror: bool = False
-    augment: str = ""                         # DiffAugment policy, e.g. "color,translation"
-    augment_probability: float = 1.0
-    adaptive_augment: bool = False
-    ada_target: float = 0.6
-    # Execution.
-    xla: bool = True
+    seed: int = setting(0, "Seed of every random draw of the run.")
+    # Schedule, in images shown (7500 iterations of batch 8 = 60,000: the source's).
+    fade_images: int = setting(60_000, "Images shown while a new resolution fades in.")
+    stable_images: int = setting(60_000, "Images shown in a stable phase.")
+    stable_every_resolution: bool = setting(False, "A stable phase after every fade (the "
+                                            "paper), not only at 4x4 and the target.")
+    batch_size: int = setting(8, "Minibatch size (global, over all replicas).")
+    batch_sizes: Tuple[Tuple[int, int], ...] = setting(
+        (), "Per-resolution batch sizes, e.g. 4:64,8:64,16:32.", codec=BATCH_MAP)
+    learning_rate: float = setting(5e-4, "Adam learning rate of both networks.")
+    learning_rates: Tuple[Tuple[int, float], ...] = setting(
+        (), "Per-resolution learning rates, e.g. 128:2e-4,256:1e-4.", codec=RATE_MAP)
+    final_learning_rate: Optional[float] = setting(
+        None, "Learning rate of the last phase (the source's article: 1e-4; default: that "
+        "of its resolution).")
+    fade_real_images: bool = setting(False, "Blend real images between resolutions during a "
+                                     "fade (the paper; the source does not).")
+    adam_beta1: float = setting(0.0, "Adam beta1.", flag="beta1")
+    adam_beta2: float = setting(0.99, "Adam beta2.", flag="beta2")
+    adam_epsilon: float = setting(1e-8, "Adam epsilon (added after the bias correction, as "
+                                  "PyTorch does).")
+    gp_weight: float = setting(10.0, "Gradient penalty weight (lambda).")
+    drift_weight: float = setting(0.001, "Drift penalty weight on E[D(real)^2].")
+    critic_steps: int = setting(1, "Discriminator steps per generator step.")
+    ema_decay: float = setting(0.995, "Generator EMA decay (the cap, with --ema_rampup).")
+    ema_rampup: bool = setting(True, "EMA decay min(1 - 1/(t+1), ema_decay) as in the source; "
+                               "else the constant ema_decay (the paper: 0.999).")
+    # The source's article describes random contrast; its published code has none,
+    # and the studies ran without it.
+    contrast: bool = setting(False, "Random contrast on real images, a factor drawn from "
+                             "--contrast_range (the source's article).")
+    contrast_range: Tuple[float, float] = setting((1.0, 2.0), "Range of the contrast factor, "
+                                                  "LOW,HIGH.", codec=RANGE)
+    mirror: bool = setting(False, "Random horizontal flips of real images (icons have a "
+                           "handedness).")
+    augment: str = setting("", "DiffAugment policy for D's inputs, e.g. "
+                           "color,translation,cutout.")
+    augment_probability: float = setting(1.0, "Per-sample probability of each augmentation.")
+    adaptive_augment: bool = setting(False, "Adapt the probability to D's overfitting (ADA).")
+    ada_target: float = setting(0.6, "ADA's target for the sign of D's real scores.")
 
     def __post_init__(self):
         if self.batch_size < 1 or self.critic_steps < 1:
@@ -247,11 +352,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        d = dict(d)
-        for key in ("batch_sizes", "learning_rates"):
-            d[key] = tuple(tuple(pair) for pair in d.get(key, ()))
-        d["contrast_range"] = tuple(d.get("contrast_range", (1.0, 2.0)))
-        return cls(**{k: v for k, v in d.items() if k in {f.name for f in dataclasses.fields(cls)}})
+        return from_json(cls, d)
 
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
@@ -266,6 +367,19 @@ def json_ready(value):
     return value
 
 
+def _tuples(value):
+    if isinstance(value, list):
+        return tuple(_tuples(v) for v in value)
+    return value
+
+
+def from_json(cls, d: dict):
+    """A config from its JSON form: lists back to tuples; keys the class no longer
+    has (settings of older versions that moved out of the maths) are left out."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: _tuples(v) for k, v in d.items() if k in names})
+
+
 BUILTIN_DATASETS = ("twemoji_faces",)
 
 
@@ -277,17 +391,18 @@ class DataConfig:
     data can be reopened later (evaluation) and a resume on other data noticed.
     """
 
-    data_dir: Optional[str] = None            # a folder of images, searched recursively
-    dataset: str = "twemoji_faces"            # used when data_dir is None
-    background: Tuple[int, int, int] = (255, 255, 255)   # RGB under transparent pixels
+    data_dir: Optional[str] = setting(None, "Folder of training images (searched "
+                                      "recursively); without it, the built-in --dataset.")
+    dataset: str = setting("twemoji_faces", "Built-in dataset used without --data_dir.",
+                           choices=BUILTIN_DATASETS)
+    background: Tuple[int, int, int] = setting(WHITE, "R,G,B colour that transparent pixels "
+                                               "are composited on.", codec=RGB)
 
     def __post_init__(self):
         if self.data_dir is None and self.dataset not in BUILTIN_DATASETS:
             raise ValueError(f"unknown dataset {self.dataset!r}; built-in datasets: "
                              f"{', '.join(BUILTIN_DATASETS)}")
-        bg = tuple(self.background)
-        if len(bg) != 3 or not all(isinstance(c, int) and 0 <= c <= 255 for c in bg):
-            raise ValueError(f"background must be three integers in [0, 255], got {bg!r}")
+        check_rgb(self.background)
 
     @property
     def name(self) -> str:
@@ -304,7 +419,7 @@ class DataConfig:
 
     @classmethod
     def from_record(cls, record: dict) -> "DataConfig":
-        background = tuple(record.get("background") or cls.background)
+        background = tuple(record.get("background") or WHITE)
         if record.get("data_dir"):
             return cls(data_dir=record["data_dir"], background=background)
         if record.get("dataset"):
@@ -312,25 +427,68 @@ class DataConfig:
         raise ValueError("the record names neither a data folder nor a built-in dataset")
 
 
-def parse_rgb(text: str) -> Tuple[int, int, int]:
-    """'255,255,255' -> (255, 255, 255); anything else is a ValueError saying what is expected."""
-    parts = [p.strip() for p in text.split(",")]
-    if len(parts) != 3 or not all(p.isdigit() and int(p) <= 255 for p in parts):
-        raise ValueError(f"--background must be three integers from 0 to 255 separated by "
-                         f"commas (white is 255,255,255), got {text!r}")
-    return tuple(int(p) for p in parts)  # type: ignore[return-value]
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Where the run lives and how a start treats a run directory that holds one."""
+
+    logdir: Optional[str] = setting(None, "Run directory: checkpoints, TensorBoard events, "
+                                    "samples (default: runs/<name of the data folder or "
+                                    "dataset>).", resume=FREE)
+    allow_config_change: bool = setting(False, "Resume a run although its training or data "
+                                        "settings differ; the differences are recorded in "
+                                        "its changes.log.", resume=FREE)
+    cache_dir: Optional[str] = setting(None, "Cache for rasterised built-in datasets "
+                                       "(default: $MEL_TF_CACHE_DIR, else ~/.cache/mel_tf).",
+                                       resume=FREE)
 
 
 @dataclasses.dataclass(frozen=True)
 class LoopOptions:
     """How often the training loop logs, samples and saves; none of it changes the maths."""
 
-    checkpoint_every_images: int = 20_000
-    sample_every_images: int = 10_000
-    log_every_steps: int = 50
-    metrics_every_images: int = 0        # 0: only at the end of each phase
-    metrics_images: int = 256            # images per set for SWD/MS-SSIM during training (0: none)
-    grid_size: int = 16
-    max_to_keep: int = 3
-    progress: bool = True
-    stop_after_steps: Optional[int] = None   # stop as if interrupted (tests, time-boxed runs)
+    checkpoint_every_images: int = setting(20_000, "Checkpoint every N images (and at phase "
+                                           "ends and on signals).", flag="checkpoint_every",
+                                           resume=FREE)
+    sample_every_images: int = setting(10_000, "Sample grid every N images (and at phase "
+                                       "ends).", flag="sample_every", resume=FREE)
+    log_every_steps: int = setting(50, "TensorBoard scalars every N steps.", flag="log_every",
+                                   resume=FREE)
+    metrics_every_images: int = setting(0, "SWD/MS-SSIM every N images (0: at phase ends "
+                                        "only).", flag="metrics_every", resume=FREE)
+    metrics_images: int = setting(256, "Images per set for the metrics during training "
+                                  "(0: none).", resume=FREE)
+    grid_size: int = setting(16, "Icons in a sample grid.", resume=FREE)
+    max_to_keep: int = setting(3, "Checkpoints kept.", resume=FREE)
+    progress: bool = setting(True, "A progress line with the ETA on the terminal.",
+                             resume=FREE)
+    # Stops as if interrupted: tests and time-boxed runs.
+    stop_after_steps: Optional[int] = setting(None, "Stop (with a checkpoint) after this many "
+                                              "steps in total.", flag="max_steps", resume=FREE)
+
+
+@dataclasses.dataclass(frozen=True)
+class Execution:
+    """How the maths runs, not what it computes: a run may change these on resume."""
+
+    xla: bool = setting(True, "Compile the training step with XLA (on one replica only).",
+                        resume=FREE)
+    mixed_precision: bool = setting(False, "bfloat16 compute with float32 weights.",
+                                    resume=FREE)
+    strategy: str = setting("default", "tf.distribute strategy.", resume=FREE,
+                            choices=("default", "mirrored", "multi_worker"))
+    verbose: bool = setting(False, "Show TensorFlow's own start-up and INFO logging.",
+                            resume=FREE)
+
+    @property
+    def dtype_policy(self) -> str:
+        """The Keras dtype policy of every layer while training."""
+        return "mixed_bfloat16" if self.mixed_precision else "float32"
+
+    def jit_compile(self, replicas: int) -> bool:
+        """XLA only on one replica: Keras leaves it off under a strategy, and the
+        replicated step has not been checked with it."""
+        return self.xla and replicas == 1
+
+
+# Every configuration class, in the order --help lists them.
+CONFIG_CLASSES = (DataConfig, RunConfig, NetworkConfig, TrainConfig, LoopOptions, Execution)

@@ -1,6 +1,6 @@
 """Small-data quality study: does differentiable augmentation help on a few hundred icons?
 
-    python research/augment_study.py --resolution=32 --out=docs/augment_study
+    python -m research.augment_study --resolution=32 --out=docs/augment_study
 
 Trains one run per (preset, augmentation) on the built-in dataset with the
 same image budget, schedule and seed (every resolution gets a fade and a
@@ -23,13 +23,10 @@ import glob
 import json
 import logging
 import os
-import sys
 import time
 
 from absl import app, flags
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 F = flags.FLAGS
 flags.DEFINE_integer("resolution", 32, "Target resolution of every run.")
@@ -58,13 +55,15 @@ def main(argv):
     del argv
     import numpy as np
 
-    from mel_tf import data as data_lib
+    from mel_tf.training import data as data_lib
     from mel_tf.config import TrainConfig, preset as make_preset
-    from mel_tf.seeds import latents_for_seed
+    from mel_tf.deploy.seeds import latents_for_seed
     from mel_tf.images import image_grid, save_png
-    from mel_tf.metrics import evaluate_images, generate_uint8
-    from mel_tf.rundir import load_ema_generator
-    from mel_tf.training import LoopOptions, train
+    from mel_tf.metrics import evaluate_images
+    from mel_tf.training.evaluation import generate_uint8
+    from mel_tf.training.rundir import load_ema_generator
+    from mel_tf.config import LoopOptions
+    from mel_tf.training.loop import train
 
     import tensorflow as tf
 

@@ -1,6 +1,6 @@
 """A/B of the generator's fused upsample-conv against upsample-then-conv.
 
-    python research/fused_upsample_ab.py --resolutions=16,64,256 --out=FILE.json
+    python -m research.fused_upsample_ab --resolutions=16,64,256 --out=FILE.json
 
 Both variants live in one process and are timed interleaved (A, B, A, B, ...),
 so that the drift of a shared machine hits both alike; separate-process
@@ -19,16 +19,12 @@ from __future__ import annotations
 import datetime
 import os
 import statistics
-import sys
 import tempfile
 
 from absl import app, flags
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "benchmarks"))    # machine.py
 
-from machine import emit_json, interleaved, machine_info  # noqa: E402
+from benchmarks.machine import emit_json, interleaved, machine_info
 
 F = flags.FLAGS
 flags.DEFINE_list("resolutions", ["16", "64", "256"], "Training-step resolutions to compare.")
@@ -38,22 +34,27 @@ flags.DEFINE_integer("tflite_rounds", 40, "Interleaved rounds of 5 calls for the
 flags.DEFINE_string("out", None, "Write the JSON here (always printed).")
 
 
-def unfuse(model):
-    """Switches every fused upsample-conv in `model` to upsample-then-conv.
+def unfuse(network):
+    """Switches every fused upsample-conv of `network` to upsample-then-conv.
 
-    Only these instances change: their `call` becomes Upsample2x followed by
-    the layer's plain convolution at the upsampled resolution, plus the bias.
+    Each such layer's `call` becomes Upsample2x followed by a twin layer without
+    the fusion that reads the same kernel and bias (its own are only built).
     """
-    from mel_tf.layers import EqualizedConv2D, Upsample2x
+    from mel_tf.training.layers import EqualizedConv2D, Upsample2x
+    from mel_tf.training.networks import weight_layers
     upsample = Upsample2x()
 
     def unfused_call(layer):
+        twin = EqualizedConv2D(layer.filters, 3, gain=layer.gain, padding=layer.padding,
+                               use_bias=layer.use_bias, parameterization=layer.parameterization)
+        twin.build((None, None, None, layer.kernel.shape[2]))
+        twin.kernel, twin.bias = layer.kernel, layer.bias if layer.use_bias else None
+
         def call(x):
-            y = layer._conv(upsample(x))
-            return y + layer.bias if layer.use_bias else y
+            return twin(upsample(x))
         return call
 
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in weight_layers(network):
         if isinstance(layer, EqualizedConv2D) and layer.upsample:
             layer.call = unfused_call(layer)
 
@@ -66,9 +67,9 @@ def train_step_ab(resolution, tf):
     import numpy as np
 
     from mel_tf.config import TrainConfig, preset
-    from mel_tf.training import ProGAN, step_noise
+    from mel_tf.training.progan import ProGAN, step_noise
 
-    net, tc, batch_size = preset("seed", resolution, 1.0), TrainConfig(batch_size=8, xla=True), 8
+    net, tc, batch_size = preset("seed", resolution, 1.0), TrainConfig(batch_size=8), 8
     noise = step_noise(net, tc, batch_size)
     images = np.random.default_rng(0).integers(0, 256, (batch_size, resolution, resolution, 3),
                                                dtype=np.uint8)
@@ -96,8 +97,8 @@ def tflite_ab(tf):
     from ai_edge_litert.interpreter import Interpreter
 
     from mel_tf.config import preset
-    from mel_tf.export import convert_to_tflite, write_saved_model
-    from mel_tf.networks import Generator
+    from mel_tf.deploy.convert import convert_to_tflite, write_saved_model
+    from mel_tf.training.networks import Generator
 
     net = preset("seed", 256, 1.0)
     fns, sizes = {}, {}

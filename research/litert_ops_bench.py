@@ -1,6 +1,6 @@
 """LiteRT (XNNPACK, one thread) timings of the exported generator's op choices.
 
-    python research/litert_ops_bench.py --out=FILE.json
+    python -m research.litert_ops_bench --out=FILE.json
 
 Each case is a small float32 .tflite converted from TensorFlow ops; the
 variants of a case are loaded in one process and timed interleaved, so that a
@@ -32,17 +32,13 @@ from __future__ import annotations
 
 import datetime
 import os
-import sys
 import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "benchmarks"))    # machine.py
 
-from absl import app, flags, logging  # noqa: E402
+from absl import app, flags, logging
 
-from machine import emit_json, interleaved, machine_info  # noqa: E402
+from benchmarks.machine import emit_json, interleaved, machine_info
 
 F = flags.FLAGS
 flags.DEFINE_integer("rounds", 40, "Interleaved rounds of 5 calls per variant.")
@@ -57,14 +53,14 @@ def norm_by_conv(column_pairs=False):
     """The seed preset's pixel norm with its channel mean by a 1x1 convolution."""
     import tensorflow as tf
 
-    from mel_tf.layers import PixelNorm
-    from mel_tf.litert_layout import mean_by_conv
+    from mel_tf.training.layers import PixelNorm
+    from mel_tf.deploy.litert_layout import mean_by_conv
     norm = PixelNorm(1e-7, "seed")
     return lambda x: norm.normalize(x, mean_by_conv(tf.square(x), column_pairs))
 
 
 def pixel_norm_cases():
-    from mel_tf.layers import PixelNorm
+    from mel_tf.training.layers import PixelNorm
     for r, c in SEED_CHANNELS.items():
         yield ("pixel_norm", [1, r, r, c], {
             "mean": PixelNorm(1e-7, "seed"), "conv1x1": norm_by_conv()})
@@ -73,7 +69,7 @@ def pixel_norm_cases():
 def upsample_conv_cases():
     import tensorflow as tf
 
-    from mel_tf.layers import EqualizedConv2D, _edge_pad1
+    from mel_tf.training.layers import EqualizedConv2D, pad1
 
     def phase_slices(layer):
         """The earlier layout: phase (a, b) at y[i + a, j + b], cut out per phase."""
@@ -81,7 +77,7 @@ def upsample_conv_cases():
             h, w, f = x.shape[1], x.shape[2], layer.filters
             k = tf.concat([k for rows in _old_phases(layer.scaled_kernel(), 0)
                            for k in _old_phases(rows, 1)], axis=-1)
-            y = tf.nn.conv2d(_edge_pad1(x), k, strides=1, padding="VALID")
+            y = tf.nn.conv2d(pad1(pad1(x, 1, edge=True), 2, edge=True), k, strides=1, padding="VALID")
             y = tf.concat([y[:, a:a + h, b:b + w, (2 * a + b) * f:(2 * a + b + 1) * f]
                            for a in (0, 1) for b in (0, 1)], axis=-1)
             return tf.nn.depth_to_space(y, 2)
@@ -97,8 +93,8 @@ def upsample_conv_cases():
 
 def column_pairs_cases():
     """The 256x256 block's 4-channel layers, NHWC and over column pairs."""
-    from mel_tf.layers import EqualizedConv2D
-    from mel_tf.litert_layout import column_pairs_conv2d
+    from mel_tf.training.layers import EqualizedConv2D
+    from mel_tf.deploy.litert_layout import column_pairs_conv2d
 
     def pair(filters, kernel_size, channels):
         plain = EqualizedConv2D(filters, kernel_size, padding="reflect")
@@ -118,9 +114,9 @@ def generator_cases():
     import keras
 
     from mel_tf.config import preset
-    from mel_tf.litert_layout import LiteRTGenerator
-    from mel_tf.networks import Generator
-    cfg = preset("seed", 256)
+    from mel_tf.deploy.litert_layout import LiteRTGenerator
+    from mel_tf.training.networks import Generator
+    cfg = preset("seed", 256, 1.0)
     keras.utils.set_random_seed(0)
     trained = Generator(cfg)
     exported = LiteRTGenerator(trained)
@@ -169,7 +165,7 @@ def xla_training_rows(rounds):
     import numpy as np
     import tensorflow as tf
 
-    from mel_tf.layers import PixelNorm
+    from mel_tf.training.layers import PixelNorm
     rows = []
     for r, c in ((256, 4), (128, 8)):
         x = tf.constant(np.random.default_rng(0).standard_normal((8, r, r, c)), tf.float32)

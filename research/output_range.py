@@ -1,6 +1,6 @@
 """Can a run's generator reach the data's colours? Logits and saturated pixels.
 
-    python research/output_range.py --logdir=RUN [--resolution=R] --out=FILE.json
+    python -m research.output_range --logdir=RUN [--resolution=R] --out=FILE.json
 
 For a run of the seed preset (sigmoid output, data in [0, 1]): the EMA
 generator's pre-sigmoid outputs (the "logits") on 256 latents, and the share of
@@ -18,16 +18,12 @@ Output JSON: {"logdir", "images_shown", "resolution", "logits": {"mean", "std",
 from __future__ import annotations
 
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "benchmarks"))    # machine.py
 
-from absl import app, flags  # noqa: E402
+from absl import app, flags
 
-from machine import emit_json  # noqa: E402
+from benchmarks.machine import emit_json
 
 F = flags.FLAGS
 flags.DEFINE_string("logdir", None, "Run directory.", required=True)
@@ -51,8 +47,8 @@ def main(argv):
     import numpy as np
     import tensorflow as tf
 
-    from mel_tf.data import open_dataset
-    from mel_tf.serving import load_run_generator
+    from mel_tf.training.data import open_dataset
+    from mel_tf.deploy.serving import load_run_generator
 
     run = load_run_generator(F.logdir, F.resolution, allow_partial_fade=True)
     g, cfg = run.generator, run.net_cfg

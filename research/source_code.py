@@ -8,6 +8,9 @@ Nothing of the source is copied here.
 from __future__ import annotations
 
 import copy
+import importlib
+import importlib.machinery
+import importlib.util
 import os
 import sys
 import types
@@ -30,11 +33,21 @@ def import_source(path):
             stub.use = lambda *a, **k: None
             stub.tqdm = None
             sys.modules[name] = stub
-    sys.path.insert(0, os.path.abspath(path))
-    from module.discriminator import Discriminator
-    from module.generator import Generator
-    from PGGAN_train import gradient_penalty
-    return Generator, Discriminator, gradient_penalty
+    clone = os.path.abspath(path)
+    # The clone is no installable package: its folder `module` is registered by
+    # location, so that its files' own `from module.x import *` find each other.
+    package = importlib.machinery.PathFinder.find_spec("module", [clone])
+    if package is None:
+        raise FileNotFoundError(f"{clone} has no folder module/: not a clone of "
+                                "zassou65535/image_generator_2")
+    sys.modules.setdefault("module", importlib.util.module_from_spec(package))
+    train = importlib.util.spec_from_file_location("PGGAN_train",
+                                                   os.path.join(clone, "PGGAN_train.py"))
+    pggan_train = importlib.util.module_from_spec(train)
+    train.loader.exec_module(pggan_train)
+    networks = (importlib.import_module("module.generator").Generator,
+                importlib.import_module("module.discriminator").Discriminator)
+    return (*networks, pggan_train.gradient_penalty)
 
 
 def stage_of(res):

@@ -1,6 +1,6 @@
 """The seed preset's initial weights beside the source's, layer by layer.
 
-    python research/source_init_stats.py --source=PATH/TO/image_generator_2 --out=FILE.json
+    python -m research.source_init_stats --source=PATH/TO/image_generator_2 --out=FILE.json
 
 Draws the source's networks (its code, torch's default initialisation plus its
 He-normal convolutions) and mel_tf's seed preset at --resolution, and lists each
@@ -11,14 +11,9 @@ distributions should agree to sampling error (the draws themselves differ).
 from __future__ import annotations
 
 import json
-import os
-import sys
 
 from absl import app, flags
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "research"))
 
 flags.DEFINE_string("source", None, "A clone of zassou65535/image_generator_2.", required=True)
 flags.DEFINE_integer("resolution", 32, "Resolution of the networks compared.")
@@ -32,10 +27,10 @@ def main(argv):
     import math
 
     import torch
-    from source_code import SourceRun, import_source, numpy_of, source_pairs
+    from research.source_code import SourceRun, import_source, numpy_of, source_pairs
 
     from mel_tf.config import TrainConfig, preset
-    from mel_tf.training import ProGAN
+    from mel_tf.training.progan import ProGAN
 
     run = SourceRun(torch, import_source(F.source), torch.float32, F.seed)
     model = ProGAN(preset("seed", F.resolution, 1.0), TrainConfig(seed=F.seed))

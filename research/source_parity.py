@@ -17,7 +17,7 @@ drifts from that float64 run. A difference left in mel_tf shows as a drift
 well above the source's own float32 drift.
 
     pip install torch==2.13.0
-    python research/source_parity.py --source=PATH/TO/image_generator_2 \
+    python -m research.source_parity --source=PATH/TO/image_generator_2 \
         --out=docs/source_parity/parity.json
 
 By default every step of both float32 runs starts from the float64 run's state
@@ -50,8 +50,7 @@ flags.DEFINE_string("out", None, "JSON file for the results.")
 flags.DEFINE_string("table", None, "Only print the markdown table of this results JSON.")
 F = flags.FLAGS
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from source_code import (SourceRun, import_source, numpy_of, source_pairs,  # noqa: E402
+from research.source_code import (SourceRun, import_source, numpy_of, source_pairs,
                          stage_of)
 
 # ---- weights and optimizer state between the two -------------------------------
@@ -127,11 +126,10 @@ def main(argv):
     import tensorflow as tf
     import torch
 
-    from mel_tf import data as data_lib
+    from mel_tf.training import data as data_lib
     from mel_tf.config import TrainConfig, preset
-    from mel_tf.training import ProGAN
+    from mel_tf.training.progan import ProGAN
 
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from benchmarks.machine import machine_info
 
     torch.set_num_threads(F.threads)
@@ -141,7 +139,7 @@ def main(argv):
     modules = import_source(F.source)
 
     net_cfg = preset("seed", F.resolution, 1.0)
-    train_cfg = TrainConfig(seed=F.seed, batch_size=F.batch_size, contrast=False, xla=F.xla)
+    train_cfg = TrainConfig(seed=F.seed, batch_size=F.batch_size, contrast=False)
     model = ProGAN(net_cfg, train_cfg)
     runs = {"source_float32": SourceRun(torch, modules, torch.float32, F.seed),
             "source_float64": SourceRun(torch, modules, torch.float64, F.seed)}

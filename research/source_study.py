@@ -1,9 +1,9 @@
 """Equal-budget study: the source's own code against mel_tf on the same icons.
 
-    python research/source_study.py --system=source --source=PATH/TO/image_generator_2 \
+    python -m research.source_study --system=source --source=PATH/TO/image_generator_2 \
         --seed=0 --out=docs/source_study/32x32
-    python research/source_study.py --system=mel_tf --seed=0 --out=docs/source_study/32x32
-    python research/source_study.py --table --out=docs/source_study/32x32
+    python -m research.source_study --system=mel_tf --seed=0 --out=docs/source_study/32x32
+    python -m research.source_study --table --out=docs/source_study/32x32
 
 Both train on the built-in Twemoji faces with the source's schedule cut to
 --res_step iterations per phase (4x4, one fade per resolution up to
@@ -17,7 +17,7 @@ mel_tf.training.train with contrast augmentation off, as the source's code has
 none. --preset, --width, --fade_steps, --stable_steps, --ema_decay, --final_lr
 and --fade_real_images try other mel_tf configurations on the same budget (the
 run's name then says which). Each run's EMA generator makes --num_images icons from the same latents
-(mel_tf.generate.latents_for_seed), scored with mel_tf.metrics against the
+(mel_tf.deploy.seeds.latents_for_seed), scored with mel_tf.metrics against the
 same real icons. A run leaves OUT/runs/<system>_seed<seed>/row.json and
 OUT/<system>_seed<seed>.png; OUT/results.json gathers every row present, so
 several processes can share OUT.
@@ -30,13 +30,10 @@ import json
 import logging
 import math
 import os
-import sys
 import time
 
 from absl import app, flags
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 flags.DEFINE_enum("system", "mel_tf", ["mel_tf", "source"], "What trains.")
 flags.DEFINE_string("source", None, "A clone of zassou65535/image_generator_2 (--system=source).")
@@ -162,7 +159,7 @@ def scorer(training, latent_dim):
     from the study's fixed latents against the same real training icons."""
     import numpy as np
     from mel_tf.metrics import ms_ssim_diversity, sliced_wasserstein_distance
-    from mel_tf.seeds import latents_for_seed
+    from mel_tf.deploy.seeds import latents_for_seed
 
     n = min(F.num_images, len(training))
     subset = np.random.default_rng([0, REAL_SUBSET_SEED]).choice(len(training), n, replace=False)
@@ -206,8 +203,8 @@ def train_source(training, logdir, stages):
     at the final stage, images shown, 8192)."""
     import numpy as np
     import torch
-    from source_code import SourceRun, import_source
-    from mel_tf import data as data_lib
+    from research.source_code import SourceRun, import_source
+    from mel_tf.training import data as data_lib
 
     torch.set_num_threads(F.threads)
     run = SourceRun(torch, import_source(F.source), torch.float32, F.seed)
@@ -255,7 +252,7 @@ def source_init_callback(stages):
     source's initial weights (torch's draw for --seed) into G, its EMA and D."""
     import keras
     import torch
-    from source_code import SourceRun, import_source, numpy_of, source_pairs
+    from research.source_code import SourceRun, import_source, numpy_of, source_pairs
 
     class SourceInit(keras.callbacks.Callback):
         done = False
@@ -293,7 +290,7 @@ def timeline_callback(timeline, net):
     loop (user callbacks run after mel_tf's Checkpoints): the step is read from
     the generator's optimizer, which takes one step per iteration."""
     import keras
-    from mel_tf.metrics import generate_uint8
+    from mel_tf.training.evaluation import generate_uint8
 
     class TimelineMarks(keras.callbacks.Callback):
         step = None
@@ -317,9 +314,9 @@ def train_mel_tf(training, logdir, stages):
     """mel_tf's --preset on the same schedule, checkpointed like the source's run;
     returns (generate, images shown, latent size)."""
     from mel_tf.config import LoopOptions, TrainConfig, preset
-    from mel_tf.metrics import generate_uint8
-    from mel_tf.rundir import load_ema_generator
-    from mel_tf.training import train
+    from mel_tf.training.evaluation import generate_uint8
+    from mel_tf.training.rundir import load_ema_generator
+    from mel_tf.training.loop import train
 
     net = preset(F.preset, F.resolution, F.width)
     s = mel_tf_settings()
@@ -498,7 +495,7 @@ def record(training, system, generate, shown, latent_dim):
     from benchmarks.machine import machine_info
     from mel_tf.images import image_grid, save_png
     from mel_tf.metrics import evaluate_images
-    from mel_tf.seeds import latents_for_seed
+    from mel_tf.deploy.seeds import latents_for_seed
 
     # The same latents and real icons for every run (the study's seed 0, not the run's).
     n = min(F.num_images, len(training))
@@ -537,9 +534,8 @@ def main(argv):
         return
     import tensorflow as tf
 
-    from mel_tf import data as data_lib
+    from mel_tf.training import data as data_lib
 
-    sys.path.insert(0, os.path.join(ROOT, "research"))
     logging.getLogger().setLevel(logging.INFO)
     tf.config.threading.set_intra_op_parallelism_threads(F.threads)
     tf.config.threading.set_inter_op_parallelism_threads(F.threads)

@@ -4,7 +4,7 @@ Needs PyTorch, which is NOT a dependency of mel_tf:
 
     pip install torch==2.13.0
 
-    python research/source_torch_bench.py --resolutions=4,8,16,32,64,128,256 \
+    python -m research.source_torch_bench --resolutions=4,8,16,32,64,128,256 \
         --iterations=10 --out=FILE.json
 
 The source (the "Mel Icon Generator v2" PyTorch code, zassou65535/image_generator_2)
@@ -49,9 +49,7 @@ import statistics
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                "benchmarks"))    # machine.py
-from machine import machine_info  # noqa: E402
+from benchmarks.machine import machine_info
 
 RESOLUTIONS = (4, 8, 16, 32, 64, 128, 256)
 LATENT_DIM = 8192

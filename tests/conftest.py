@@ -30,9 +30,9 @@ def make_run_dir(logdir, images_shown, resolution=16, width=1 / 64, preset_name=
     """
     import json
 
-    from mel_tf import rundir
+    from mel_tf.training import rundir
     from mel_tf.config import TrainConfig, preset
-    from mel_tf.networks import Generator, initialize
+    from mel_tf.training.networks import Generator, initialize
 
     net_cfg = preset(preset_name, resolution=resolution, width=width)
     train_cfg = TrainConfig(fade_images=64, stable_images=64, batch_size=4)

@@ -1,10 +1,10 @@
-"""Tests of mel_tf.augment: DiffAugment ops, the source's contrast jitter, ADA's controller."""
+"""Tests of mel_tf.training.augment: DiffAugment ops, the source's contrast jitter, ADA's controller."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from mel_tf import augment
+from mel_tf.training import augment
 
 RANGES = [(0.0, 1.0), (-1.0, 1.0)]
 SEED = tf.constant([3, 7], tf.int32)
@@ -24,16 +24,27 @@ def to_range(x, data_range):
     return lo + (hi - lo) * x
 
 
+def single(name, **kwargs):
+    """One DiffAugment op alone, applied to every sample, as f(x, seed, data_range)."""
+    return lambda x, s, r: augment.diff_augment(x, s, name, data_range=r, **kwargs)
+
+
+def random_contrast(x, seed, data_range=(0.0, 1.0), low=1.0, high=2.0):
+    """The source's contrast jitter with factors U[low, high] drawn from `seed`."""
+    factors = tf.random.stateless_uniform([x.shape[0]], seed, low, high, alg="philox")
+    return augment.adjust_contrast(x, factors, data_range)
+
+
 # Every augmentation as f(x, seed, data_range), with in-range fills.
 OPS = {
-    "brightness": lambda x, s, r: augment.brightness(x, s, r),
-    "saturation": lambda x, s, r: augment.saturation(x, s),
-    "contrast": lambda x, s, r: augment.contrast(x, s),
-    "translation": lambda x, s, r: augment.translation(x, s, fill=r[1]),
-    "cutout": lambda x, s, r: augment.cutout(x, s, data_range=r),
-    "random_contrast": lambda x, s, r: augment.random_contrast(x, s, r),
-    "diff_augment": lambda x, s, r: augment.diff_augment(
-        x, s, "color,translation,cutout", data_range=r),
+    "brightness": single("brightness"),
+    "saturation": single("saturation"),
+    "contrast": single("contrast"),
+    "translation": lambda x, s, r: augment.diff_augment(x, s, "translation", data_range=r,
+                                                        translation_fill=r[1]),
+    "cutout": single("cutout"),
+    "random_contrast": random_contrast,
+    "diff_augment": single("color,translation,cutout"),
 }
 # Those that keep values inside the data range; brightness, saturation and
 # contrast are not clipped, as in Zhao et al.
@@ -68,13 +79,14 @@ def test_color_ops_are_not_clipped():
     # A white image brightened (offset > 0 for some sample) leaves (0, 1):
     # the documented behaviour, the same as Zhao et al.'s code.
     x = tf.ones([16, 4, 4, 3])
-    out = augment.brightness(x, SEED, (0.0, 1.0)).numpy()
+    out = OPS["brightness"](x, SEED, (0.0, 1.0)).numpy()
     assert out.max() > 1.0 and out.min() < 1.0
     # Offsets are within +-0.5 in (-1, 1) units: +-0.25 of the width of (0, 1).
     assert np.all(np.abs(out - 1.0) <= 0.25)
     x = images((0.0, 1.0), batch=16)
-    assert np.max(augment.contrast(x, SEED)) > 1.0 or np.min(augment.contrast(x, SEED)) < 0.0
-    assert np.max(augment.saturation(x, SEED)) > 1.0 or np.min(augment.saturation(x, SEED)) < 0.0
+    for name in ("contrast", "saturation"):
+        out = OPS[name](x, SEED, (0.0, 1.0))
+        assert np.max(out) > 1.0 or np.min(out) < 0.0, name
 
 
 @pytest.mark.parametrize("name", list(OPS))
@@ -139,8 +151,10 @@ def test_gradient_through_adaptive_probability():
 @pytest.mark.parametrize("data_range", RANGES)
 def test_zero_ratios_and_probability_are_the_identity(data_range):
     x = images(data_range)
-    np.testing.assert_array_equal(augment.translation(x, SEED, ratio=0.0, fill=0.0), x)
-    np.testing.assert_array_equal(augment.cutout(x, SEED, ratio=0.0, data_range=data_range), x)
+    np.testing.assert_array_equal(augment.diff_augment(
+        x, SEED, "translation", data_range=data_range, translation_ratio=0.0), x)
+    np.testing.assert_array_equal(augment.diff_augment(
+        x, SEED, "cutout", data_range=data_range, cutout_ratio=0.0), x)
     policy = "color,translation,cutout"
     for p in (0.0, tf.constant(0.0), tf.Variable(0.0)):
         np.testing.assert_array_equal(
@@ -153,21 +167,21 @@ def test_random_contrast_identity_and_numpy_reference():
     for data_range in RANGES:
         x = images(data_range)
         np.testing.assert_allclose(
-            augment.random_contrast(x, SEED, data_range, low=1.0, high=1.0), x, atol=1e-6)
+            random_contrast(x, SEED, data_range, low=1.0, high=1.0), x, atol=1e-6)
     rng = np.random.default_rng(2)
     unit = rng.random((2, 3, 3, 3))
     gray_mean = (unit @ np.array([0.299, 0.587, 0.114])).mean(axis=(1, 2))[:, None, None, None]
     expected01 = np.clip(gray_mean + 2.0 * (unit - gray_mean), 0.0, 1.0)
     assert 0 < np.mean(expected01 == 1.0) < 1  # the clip matters in this example
     for data_range in RANGES:
-        out = augment.random_contrast(tf.constant(to_range(unit, data_range), tf.float32),
-                                      SEED, data_range, low=2.0, high=2.0)
+        out = random_contrast(tf.constant(to_range(unit, data_range), tf.float32),
+                              SEED, data_range, low=2.0, high=2.0)
         np.testing.assert_allclose(out, to_range(expected01, data_range), atol=1e-5)
 
 
-def test_random_contrast_draws_a_factor_per_image():
+def test_contrast_applies_each_image_its_own_factor():
     x = tf.tile(images((0.0, 1.0), batch=1), [8, 1, 1, 1])
-    out = augment.random_contrast(x, SEED, low=1.0, high=2.0).numpy()
+    out = random_contrast(x, SEED, low=1.0, high=2.0).numpy()
     spread = out.std(axis=(1, 2, 3))
     assert len(np.unique(np.round(spread, 5))) == 8
 
@@ -177,7 +191,8 @@ def test_translation_moves_content_by_an_integer_within_bounds(fill):
     size, batch, shift = 16, 32, 2    # shift = round(16 * 0.125)
     dot = np.full((batch, size, size, 3), fill, np.float32)
     dot[:, 8, 8, :] = 0.5
-    out = augment.translation(tf.constant(dot), SEED, ratio=0.125, fill=fill).numpy()
+    out = augment.diff_augment(tf.constant(dot), SEED, "translation", translation_ratio=0.125,
+                               translation_fill=fill).numpy()
     offsets = []
     for b in range(batch):
         where = np.argwhere(out[b, :, :, 0] != fill)
@@ -191,7 +206,10 @@ def test_translation_moves_content_by_an_integer_within_bounds(fill):
     # The same seed moves any image by the same offsets, filling the border.
     x = images((-1.0, 1.0), batch=batch, size=size)
     expected = augment.translate(x, tf.constant(offsets, tf.int32), fill)
-    np.testing.assert_array_equal(augment.translation(x, SEED, ratio=0.125, fill=fill), expected)
+    np.testing.assert_array_equal(augment.diff_augment(
+        x, SEED, "translation", data_range=(-1.0, 1.0), translation_ratio=0.125,
+        translation_fill=fill),
+        expected)
 
 
 def test_translate_exact():
@@ -207,7 +225,7 @@ def test_cutout_erases_exactly_a_square(size, ratio):
     side = int(size * ratio + 0.5)
     batch, fill = 32, 0.9
     x = tf.fill([batch, size, size, 3], 0.25)
-    out = augment.cutout(x, SEED, ratio=ratio, fill=fill).numpy()
+    out = augment.diff_augment(x, SEED, "cutout", cutout_ratio=ratio, cutout_fill=fill).numpy()
     full_squares = 0
     for b in range(batch):
         erased = out[b] == fill
@@ -237,8 +255,8 @@ def test_erase_exact():
 def test_fills_and_defaults():
     x = tf.fill([16, 8, 8, 3], 0.25)
     # cutout defaults to mid-range, diff_augment's translation to white (hi).
-    assert 0.0 in augment.cutout(x, SEED, data_range=(-1.0, 1.0)).numpy()
-    assert 0.5 in augment.cutout(x, SEED).numpy()
+    assert 0.0 in augment.diff_augment(x, SEED, "cutout", data_range=(-1.0, 1.0)).numpy()
+    assert 0.5 in augment.diff_augment(x, SEED, "cutout").numpy()
     out = augment.diff_augment(x, SEED, "translation", data_range=(0.0, 1.0)).numpy()
     assert set(np.unique(out)) == {0.25, 1.0}
     out = augment.diff_augment(x, SEED, "translation,cutout", translation_fill=0.0,
@@ -325,14 +343,12 @@ def test_adaptive_p_falls_and_clips_at_zero():
     assert p.numpy() == 0.0 and ada.p.numpy() == 0.0
 
 
-def test_adaptive_accumulate_update_and_target():
+def test_adaptive_target_and_step_size():
     ada = augment.AdaptiveAugment(initial_p=0.5, interval=2, ada_kimg=1.0)
-    # r_t exactly at the target (8 of 10 positive: 0.6) leaves p alone.
-    ada.accumulate(tf.constant([1.0] * 8 + [-1.0] * 2))
-    np.testing.assert_allclose(ada.update(), 0.5)
-    # Below the target: p falls by 20 images / 1000.
-    ada.accumulate(tf.constant([1.0] * 5 + [-1.0] * 5))
-    ada.accumulate(tf.constant([1.0] * 5 + [-1.0] * 5))
-    np.testing.assert_allclose(ada.update(), 0.5 - 0.02, rtol=1e-6)
-    # An update with nothing accumulated changes nothing.
-    np.testing.assert_allclose(ada.update(), 0.48, rtol=1e-6)
+    # r_t exactly at the target (16 of 20 positive: 0.6) leaves p alone.
+    ada.step(tf.constant([1.0] * 8 + [-1.0] * 2))
+    np.testing.assert_allclose(ada.step(tf.constant([1.0] * 8 + [-1.0] * 2)), 0.5)
+    # Below the target: p falls by 20 images / 1000 at the interval's end only.
+    np.testing.assert_allclose(ada.step(tf.constant([1.0] * 5 + [-1.0] * 5)), 0.5)
+    np.testing.assert_allclose(ada.step(tf.constant([1.0] * 5 + [-1.0] * 5)), 0.5 - 0.02,
+                               rtol=1e-6)

@@ -3,8 +3,8 @@
 import io
 import logging
 
-from mel_tf.callbacks import Clock, ProgressBar
-from mel_tf.schedule import Phase, Schedule
+from mel_tf.training.callbacks import Clock, ProgressBar
+from mel_tf.training.schedule import Phase, Schedule
 
 
 def two_phases():

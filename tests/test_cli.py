@@ -165,7 +165,7 @@ def test_a_missing_twemoji_package_is_one_line(tmp_path):
 
 
 def test_a_full_disk_during_a_checkpoint_is_one_line_and_the_last_one_loads(tmp_path):
-    from mel_tf import rundir
+    from mel_tf.training import rundir
     write_pngs(tmp_path / "icons")
     # The second checkpoint (end of the 8x8 fade, step 20) fails as on a full disk.
     full_disk = f"""
@@ -231,33 +231,40 @@ def test_console_scripts_resolve_and_show_their_flags(name, flag, tmp_path):
 
 def test_the_top_level_scripts_and_python_m_generate_are_the_same_programs(tmp_path):
     for args, flag in ((["train.py"], "--fade_images"), (["evaluate.py"], "--num_images"),
-                       (["export.py"], "--quantize"), (["-m", "mel_tf.generate"], "--interpolate")):
+                       (["export.py"], "--quantize"), (["generate.py"], "--interpolate")):
         args = [os.path.join(REPO, args[0])] if args[0].endswith(".py") else args
         result = subprocess.run([sys.executable, *args, "--helpfull"], capture_output=True,
                                 text=True, timeout=120, cwd=str(REPO))
         assert flag in result.stdout, (args, result.stderr[-2000:])
 
 
-def test_flag_files_state_the_configurations_the_docs_measured():
-    """The demo is the seed preset at half width on the source's schedule cut to 8,000
-    images per phase (research/source_study.py's mel_tf at 32x32, whose figures the
-    README quotes); few_icons256 is mel256 at half width and nothing else."""
-    from mel_tf.cli import train as cli
-    from mel_tf.config import TrainConfig, preset
+def test_defaults_and_flag_files_state_the_configurations_the_docs_measured():
+    """The defaults are the studies' best for a few hundred icons: the seed preset at
+    half width, the source's schedule and optimiser, no augmentation
+    (docs/source_study/). mel256 is the source's own configuration: the defaults
+    at full width. The demo is the defaults at 32x32 on the source's schedule cut
+    to 8,000 images per phase (research/source_study.py's mel_tf at 32x32, whose
+    figures the README quotes)."""
+    from mel_tf import config
+    from mel_tf.cli import flags as config_flags, train as cli
+
+    assert config.NetworkConfig() == config.preset("seed", 256, 0.5)
+    assert config.TrainConfig() == config.TrainConfig(
+        seed=0, fade_images=60_000, stable_images=60_000, batch_size=8, learning_rate=5e-4,
+        adam_beta1=0.0, adam_beta2=0.99, contrast=False, augment="", mirror=False)
 
     def configs(name):
         cli.F.unparse_flags()
-        cli.F(["train.py", f"--flagfile={os.path.join(REPO, 'configs', name)}"])
-        return cli.network_config(), cli.train_config(1), cli.F.logdir
+        cli.F(["train.py", f"--flagfile={cli.shipped_config(name)}"])
+        return (config_flags.read(config.NetworkConfig, cli.F),
+                config_flags.read(config.TrainConfig, cli.F), cli.F.logdir)
 
     try:
-        net, train, logdir = configs("demo.flags")
-        assert net == preset("seed", 32, 0.5) and logdir == "runs/demo"
-        assert train == TrainConfig(seed=0, fade_images=8000, stable_images=8000, batch_size=8,
-                                    contrast=False), train
-        mel_net, mel_train, _ = configs("mel256.flags")
-        net, train, logdir = configs("few_icons256.flags")
-        assert net == mel_net.replace(width=0.5) and net != mel_net
-        assert train == mel_train and logdir == "runs/few_icons256"
+        net, train, logdir = configs("demo")
+        assert net == config.preset("seed", 32, 0.5) and logdir == "runs/demo"
+        assert train == config.TrainConfig(fade_images=8000, stable_images=8000), train
+        net, train, logdir = configs("mel256")
+        assert net == config.preset("seed", 256, 1.0) and logdir == "runs/mel256"
+        assert train == config.TrainConfig()
     finally:
         cli.F.unparse_flags()

@@ -1,4 +1,4 @@
-"""Tests of mel_tf.data: decoding, resizing, the built-in icons and deterministic batches."""
+"""Tests of mel_tf.training.data: decoding, resizing, the built-in icons and deterministic batches."""
 
 import logging
 import os
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mel_tf import data
+from mel_tf.training import data
 
 WHITE = (255, 255, 255)
 
@@ -131,7 +131,7 @@ def test_folder_is_walked_recursively_by_extension(tmp_path):
 def test_corrupt_file_is_skipped_with_a_warning(tmp_path, caplog):
     save(str(tmp_path / "good.png"), Image.new("RGB", (4, 4)))
     (tmp_path / "broken.png").write_bytes(b"this is not a png")
-    with caplog.at_level(logging.WARNING, logger="mel_tf.data"):
+    with caplog.at_level(logging.WARNING, logger="mel_tf.training.data"):
         image_set = data.load_folder(str(tmp_path))
     assert len(image_set) == 1
     assert image_set.report.num_skipped == 1
@@ -217,7 +217,7 @@ def test_cache_dir_defaults(monkeypatch, tmp_path):
 def test_twemoji_faces_rasterised_and_cached(tmp_path, monkeypatch, caplog):
     bg = (0, 128, 255)
     names = ["1f600", "1f60d", "not-an-icon", "1f644"]
-    with caplog.at_level(logging.WARNING, logger="mel_tf.data"):
+    with caplog.at_level(logging.WARNING, logger="mel_tf.training.data"):
         first = data.load_twemoji_faces(16, background=bg, cache_dir=str(tmp_path), names=names)
     assert any("not-an-icon" in r.getMessage() for r in caplog.records)
     assert first.report.skipped == ("not-an-icon",) and not first.report.from_cache

@@ -13,8 +13,9 @@ from ai_edge_litert.interpreter import Interpreter
 
 from conftest import (IN_4X4_STABLE, IN_8X8_FADE, IN_16X16_FADE, PAST_16X16_FADE, REPO,
                       make_run_dir)
-from mel_tf import export, rundir
-from mel_tf.export import ExportError, export_generator
+from mel_tf.deploy import convert
+from mel_tf.training import rundir
+from mel_tf.deploy.export import ExportError, export_generator
 
 # Wide enough that the converter really quantizes (it skips tensors under 1024 weights).
 WIDTH = 1 / 16
@@ -39,7 +40,7 @@ def keras_icons(exported):
     generator = rundir.load_ema_generator(logdir)[0]
     generator.set_stage(16, fading=False)
     z = np.random.default_rng(7).standard_normal((6, generator.cfg.latent_dim)).astype(np.float32)
-    return z, export.icons_from_generator(generator, z)
+    return z, convert.icons_from_generator(generator, z)
 
 
 def _signature_runner(path):
@@ -195,8 +196,8 @@ def test_unreached_or_unknown_resolution_is_refused(tmp_path, make_run):
 
 def test_failed_validation_leaves_nothing(tmp_path, make_run, monkeypatch):
     logdir = make_run()
-    real = export.run_tflite
-    monkeypatch.setattr(export, "run_tflite", lambda path, z: 255 - real(path, z))
+    real = convert.run_tflite
+    monkeypatch.setattr(convert, "run_tflite", lambda path, z: 255 - real(path, z))
     with pytest.raises(ExportError, match="differs from the Keras generator"):
         export_generator(logdir, str(tmp_path / "out"), tflite=True)
     assert not (tmp_path / "out").exists()
@@ -223,6 +224,6 @@ def test_command_line_error_is_one_line(tmp_path):
          f"--out={tmp_path / 'out'}", "--tflite"],
         capture_output=True, text=True, cwd=REPO, timeout=120)
     assert result.returncode == 1
-    lines = [line for line in result.stderr.splitlines() if line.startswith("export: error:")]
+    lines = [line for line in result.stderr.splitlines() if line.startswith("export.py: error:")]
     assert len(lines) == 1 and "does not exist" in lines[0]
     assert not (tmp_path / "out").exists()

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from conftest import IN_8X8_FADE, PAST_16X16_FADE, REPO, make_run_dir
-from mel_tf import generate
-from mel_tf.generate import (ModelLoadError, interpolate_latents, latents_for_seed, load_model,
-                             splitmix64)
+from mel_tf.deploy import generate
+from mel_tf.deploy.seeds import interpolate_latents, latents_for_seed, splitmix64
+from mel_tf.deploy.serving import ModelLoadError, load_model
 
 # ---- the seed rule ------------------------------------------------------------------------
 
@@ -77,7 +77,7 @@ def test_interpolation_endpoints_and_norm():
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """(run directory, export folder) of a tiny run past its 16x16 fade."""
-    from mel_tf.export import export_generator
+    from mel_tf.deploy.export import export_generator
     root = tmp_path_factory.mktemp("generate")
     logdir = str(root / "run")
     make_run_dir(logdir, PAST_16X16_FADE)
@@ -124,8 +124,8 @@ def test_same_seed_same_icons_in_process(exported):
 
 
 def _run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "mel_tf.generate", *args], capture_output=True,
-                          text=True, cwd=REPO, timeout=120)
+    return subprocess.run([sys.executable, os.path.join(REPO, "generate.py"), *args],
+                          capture_output=True, text=True, cwd=REPO, timeout=120)
 
 
 def test_command_line_is_deterministic(exported, tmp_path):
@@ -165,5 +165,5 @@ def test_command_line_interpolation(exported, tmp_path):
 def test_command_line_error_is_one_line(tmp_path):
     result = _run_cli(f"--model={tmp_path / 'nowhere'}", f"--out={tmp_path / 'out'}")
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1].startswith("generate: error:")
+    assert result.stderr.strip().splitlines()[-1].startswith("generate.py: error:")
     assert "does not exist" in result.stderr

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mel_tf.layers import (Downsample2x, EqualizedConv2D, EqualizedDense, FadeIn,
+from mel_tf.training.layers import (Downsample2x, EqualizedConv2D, EqualizedDense, FadeIn,
                            MiniBatchStd, PixelNorm, Upsample2x, equalized_scale)
 
 RNG = np.random.default_rng(0)

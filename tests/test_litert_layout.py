@@ -6,10 +6,10 @@ import pytest
 import tensorflow as tf
 
 from mel_tf.config import preset
-from mel_tf.layers import PARAMETERIZATIONS, EqualizedConv2D, PixelNorm
-from mel_tf.litert_layout import (LITERT_NARROW_CHANNELS, LiteRTGenerator, LiteRTLayout,
+from mel_tf.training.layers import PARAMETERIZATIONS, EqualizedConv2D, PixelNorm
+from mel_tf.deploy.litert_layout import (LITERT_NARROW_CHANNELS, LiteRTGenerator, LiteRTLayout,
                                   column_pairs_conv2d, mean_by_conv)
-from mel_tf.networks import Generator
+from mel_tf.training.networks import Generator
 from test_layers import numpy_conv, numpy_pixel_norm
 
 RNG = np.random.default_rng(2)

@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mel_tf import losses
+from mel_tf.training import losses
 from mel_tf.config import TrainConfig, preset
-from mel_tf.networks import Discriminator, initialize
-from mel_tf.schedule import Schedule, parse_resolution_map, schedule_for
+from mel_tf.training.networks import Discriminator, initialize
+from mel_tf.config import parse_resolution_map
+from mel_tf.training.schedule import Schedule, schedule_for
 
 
 def test_gradient_penalty_matches_finite_differences():
@@ -62,7 +63,7 @@ def test_seed_schedule_phases():
     s = Schedule.progressive(resolution=32, fade_images=100, stable_images=40,
                              stable_every_resolution=False, batch_size=8, learning_rate=5e-4,
                              final_learning_rate=1e-4)
-    assert s.describe() == [("4x4 stable", 40), ("8x8 fade", 100), ("16x16 fade", 100),
+    assert [(p.name, p.images) for p in s.phases] == [("4x4 stable", 40), ("8x8 fade", 100), ("16x16 fade", 100),
                             ("32x32 fade", 100), ("32x32 stable", 40)]
     assert s.total_images == 380
     assert [p.learning_rate for p in s.phases] == [5e-4] * 4 + [1e-4]
@@ -72,7 +73,7 @@ def test_paper_schedule_has_a_stable_phase_per_resolution():
     s = Schedule.progressive(resolution=16, fade_images=10, stable_images=20,
                              stable_every_resolution=True, batch_size=8, learning_rate=1e-3,
                              batch_sizes={4: 128, 16: 32})
-    assert s.describe() == [("4x4 stable", 20), ("8x8 fade", 10), ("8x8 stable", 20),
+    assert [(p.name, p.images) for p in s.phases] == [("4x4 stable", 20), ("8x8 fade", 10), ("8x8 stable", 20),
                             ("16x16 fade", 10), ("16x16 stable", 20)]
     assert [p.batch_size for p in s.phases] == [128, 8, 8, 32, 32]
 
@@ -96,8 +97,8 @@ def test_schedule_for_configs_and_resolution_maps():
     s = schedule_for(cfg, tc)
     assert [(p.name, p.batch_size) for p in s.phases] == [("4x4 stable", 8), ("8x8 fade", 4),
                                                           ("8x8 stable", 4)]
-    assert parse_resolution_map("4:64, 8:32", int) == {4: 64, 8: 32}
-    assert parse_resolution_map("") == {}
+    assert parse_resolution_map("4:64, 8:32", int) == ((4, 64), (8, 32))
+    assert parse_resolution_map("") == ()
     with pytest.raises(ValueError, match="RESOLUTION:VALUE"):
         parse_resolution_map("4=64")
     with pytest.raises(ValueError, match="not one of"):

@@ -15,8 +15,8 @@ WORKER_SCRIPT = textwrap.dedent("""
     import json, sys, numpy as np, tensorflow as tf
     sys.path.insert(0, {root!r})
     from mel_tf.config import LoopOptions, TrainConfig, preset
-    from mel_tf.data import ImageSet, LoadReport
-    from mel_tf.training import train
+    from mel_tf.training.data import ImageSet, LoadReport
+    from mel_tf.training.loop import train
     logdir, out, stop = sys.argv[1], sys.argv[2], int(sys.argv[3])
     rng = np.random.default_rng(0)
     images = ImageSet([rng.integers(0, 256, (8, 8, 3), dtype=np.uint8) for _ in range(16)],

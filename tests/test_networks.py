@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from mel_tf.config import NetworkConfig, preset, resolutions_up_to
-from mel_tf.networks import Generator, build_networks, network_to_uint8, uint8_to_network
+from mel_tf.training.networks import Generator, build_networks, network_to_uint8, uint8_to_network
 
 RNG = np.random.default_rng(1)
 

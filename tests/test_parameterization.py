@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mel_tf import optimizers
+from mel_tf.training import optimizers
 from mel_tf.config import NetworkConfig, preset
-from mel_tf.layers import EqualizedConv2D, runtime_scale
-from mel_tf.networks import Discriminator, Generator, initialize, weight_layers
+from mel_tf.training.layers import EqualizedConv2D, runtime_scale
+from mel_tf.training.networks import Discriminator, Generator, initialize, weight_layers
 from test_layers import numpy_conv
 
 RNG = np.random.default_rng(1)

@@ -11,11 +11,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mel_tf import rundir
+from mel_tf.training import rundir
 from mel_tf.config import TrainConfig, preset
-from mel_tf.data import ImageSet, LoadReport
-from mel_tf.schedule import schedule_for
-from mel_tf.training import LoopOptions, ProGAN, TrainingDiverged, step_noise, train
+from mel_tf.training.data import ImageSet, LoadReport
+from mel_tf.training.schedule import schedule_for
+from mel_tf.config import LoopOptions
+from mel_tf.training.callbacks import TrainingDiverged
+from mel_tf.training.loop import train
+from mel_tf.training.progan import ProGAN, step_noise
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUIET = LoopOptions(progress=False, sample_every_images=0, checkpoint_every_images=0)
@@ -39,7 +42,7 @@ def weights(variables):
 
 def batch_for(net, tc, images, step):
     """The batch the data pipeline gives at `step` (without tf.data)."""
-    from mel_tf.data import batch_indices
+    from mel_tf.training.data import batch_indices
     extra = step_noise(net, tc, tc.batch_size)(step)
     idx = batch_indices(len(images), tc.batch_size, tc.seed, step)
     return {"images": images[idx], "steps": np.full((tc.batch_size,), step, np.int64), **extra}
@@ -196,8 +199,7 @@ MIRRORED_SCRIPT = textwrap.dedent("""
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     sys.path.insert(0, {root!r})
     from mel_tf.config import TrainConfig, preset
-    from mel_tf.data import ImageSet, LoadReport
-    from mel_tf.training import LoopOptions, train
+    from mel_tf.training.data import ImageSet, LoadReport
     rng = np.random.default_rng(0)
     images = ImageSet([rng.integers(0, 256, (8, 8, 3), dtype=np.uint8) for _ in range(16)],
                       LoadReport("synthetic", 16))

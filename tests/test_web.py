@@ -1,5 +1,5 @@
 """`export --web`: the page in headless Chromium draws, pixel for pixel, the icons
-`python -m mel_tf.generate` writes, fetches nothing from outside 127.0.0.1,
+`python -m mel_tf.deploy.generate` writes, fetches nothing from outside 127.0.0.1,
 and answers bad input with a message; a missing runtime is a one-line error.
 
 Needs Chromium (Debian's `chromium`, or $MEL_TF_CHROMIUM), the Playwright
@@ -23,9 +23,10 @@ import pytest
 from PIL import Image
 
 from conftest import IN_4X4_STABLE, PAST_16X16_FADE, REPO, make_run_dir
-from mel_tf import export, web
-from mel_tf.export import ExportError, export_generator
-from mel_tf.generate import interpolate_latents, latents_for_seed, load_model
+from mel_tf.deploy import convert, litertjs, web
+from mel_tf.deploy.export import ExportError, export_generator
+from mel_tf.deploy.seeds import interpolate_latents, latents_for_seed
+from mel_tf.deploy.serving import load_model
 
 CREDIT = "Twemoji graphics by Twitter, Inc. and other contributors, CC-BY 4.0"
 GRID = 12                 # the page's default grid size
@@ -64,7 +65,7 @@ def _require_litertjs():
 
 def test_missing_runtime_is_one_line_error_and_writes_nothing(tmp_path, monkeypatch, make_run):
     logdir = make_run()
-    monkeypatch.setenv(web.NODE_MODULES_ENV, str(tmp_path / "no_node_modules"))
+    monkeypatch.setenv(litertjs.NODE_MODULES_ENV, str(tmp_path / "no_node_modules"))
     out = tmp_path / "exports" / "out"
     with pytest.raises(ExportError, match=r"npm ci") as info:
         export_generator(logdir, str(out), web=True)
@@ -73,9 +74,9 @@ def test_missing_runtime_is_one_line_error_and_writes_nothing(tmp_path, monkeypa
     result = subprocess.run(
         [sys.executable, os.path.join(REPO, "export.py"), f"--logdir={logdir}", f"--out={out}",
          "--web"], capture_output=True, text=True, cwd=REPO, timeout=120,
-        env=dict(os.environ, **{web.NODE_MODULES_ENV: str(tmp_path / "no_node_modules")}))
+        env=dict(os.environ, **{litertjs.NODE_MODULES_ENV: str(tmp_path / "no_node_modules")}))
     assert result.returncode == 1
-    errors = [line for line in result.stderr.splitlines() if line.startswith("export: error:")]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("export.py: error:")]
     assert len(errors) == 1 and "npm ci" in errors[0] and "Traceback" not in result.stderr
     assert not (tmp_path / "exports").exists()
     assert [n for n in os.listdir(tmp_path) if n.startswith(".")] == []
@@ -97,12 +98,12 @@ def test_unexportable_run_with_web_is_the_usual_error(tmp_path, images_shown, me
 def test_failed_batch1_validation_leaves_nothing(tmp_path, monkeypatch, make_run):
     _require_litertjs()
     logdir = make_run()
-    real = export.run_tflite
+    real = convert.run_tflite
 
     def corrupt_batch1(path, z, **kwargs):
         icons = real(path, z, **kwargs)
         return 255 - icons if path.endswith(web.MODEL_STEM + ".tflite") else icons
-    monkeypatch.setattr(export, "run_tflite", corrupt_batch1)
+    monkeypatch.setattr(convert, "run_tflite", corrupt_batch1)
     with pytest.raises(ExportError, match="batch-1 .tflite differs"):
         export_generator(logdir, str(tmp_path / "out"), tflite=True, web=True)
     assert sorted(os.listdir(tmp_path)) == ["run"]
@@ -111,10 +112,10 @@ def test_failed_batch1_validation_leaves_nothing(tmp_path, monkeypatch, make_run
 def test_wrong_runtime_version_is_refused(tmp_path, monkeypatch):
     _require_litertjs()
     fake = tmp_path / "node_modules"
-    shutil.copytree(web.node_modules_dir(), fake)
+    shutil.copytree(os.path.join(litertjs.CHECKOUT, "node_modules"), fake)
     meta = fake / "@litertjs" / "core" / "package.json"
     meta.write_text(json.dumps(dict(json.loads(meta.read_text()), version="0.0.1")))
-    monkeypatch.setenv(web.NODE_MODULES_ENV, str(fake))
+    monkeypatch.setenv(litertjs.NODE_MODULES_ENV, str(fake))
     with pytest.raises(ExportError, match=r"0\.0\.1 is installed but package.json pins"):
         web.check_litertjs()
 
@@ -124,7 +125,7 @@ def test_wrong_runtime_version_is_refused(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     """The tiny run exported with --web and served on 127.0.0.1, and what
-    `python -m mel_tf.generate` writes for seeds 0 and 7."""
+    `python -m mel_tf.deploy.generate` writes for seeds 0 and 7."""
     _require_litertjs()
     root = tmp_path_factory.mktemp("web")
     logdir = str(root / "run")
@@ -142,7 +143,7 @@ def site(tmp_path_factory):
     pngs = {}
     for seed in (0, 7):
         icons = root / f"icons_{seed}"
-        subprocess.run([sys.executable, "-m", "mel_tf.generate", f"--model={model}",
+        subprocess.run([sys.executable, os.path.join(REPO, "generate.py"), f"--model={model}",
                         f"--seed={seed}", "--num=1", f"--out={icons}"], cwd=REPO, check=True,
                        capture_output=True, timeout=300)
         pngs[seed] = np.asarray(Image.open(icons / "icon_0000.png").convert("RGB"))
@@ -239,12 +240,12 @@ def test_export_writes_the_page_and_keeps_other_files(site):
                                        "saved_model", "web"]
     files = sorted(os.path.relpath(os.path.join(d, f), out / "web")
                    for d, _, names in os.walk(out / "web") for f in names)
-    assert files == sorted(list(web.PAGE_FILES) + [dst for _, dst in web.LITERTJS_FILES] + [
+    assert files == sorted(list(web.PAGE_FILES) + [dst for _, dst in litertjs.FILES] + [
         "generator_batch1.tflite", "generator_batch1.json", "THIRD_PARTY.txt"])
     meta = json.loads((out / "web" / "generator_batch1.json").read_text())
     assert meta["inputs"][0]["shape"] == [1, 512] and meta["outputs"][0]["shape"] == [1, 16, 16, 3]
     assert meta["max_abs_diff_vs_keras"] <= 1 and meta["dataset"]["credit"] == CREDIT
-    assert meta["litertjs"] == web.pinned_versions()
+    assert meta["litertjs"] == litertjs.pinned_versions()
     # The page's model gives the dynamic-batch export's icons.
     z = latents_for_seed(3, 4, 512)
     batch = load_model(str(out / "generator.tflite"))(z)
@@ -296,7 +297,7 @@ def test_slider_follows_generate_interpolate(page, site):
     slider.fill("0")
     page.idle()
     np.testing.assert_array_equal(page.canvas(), pngs[0])
-    # A middle frame: the slerp path of `mel_tf.generate --interpolate`.
+    # A middle frame: the slerp path of `mel_tf.deploy.generate --interpolate`.
     slider.fill("5")
     page.idle()
     z = interpolate_latents(latents_for_seed(0, 1, 512)[0], latents_for_seed(7, 1, 512)[0],

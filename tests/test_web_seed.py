@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from mel_tf.generate import SEED_TO_Z, interpolate_latents, latents_for_seed
+from mel_tf.deploy.seeds import SEED_TO_Z, interpolate_latents, latents_for_seed
 
 SEED_JS = os.path.join(REPO, "mel_tf", "web_page", "seed.js")
 

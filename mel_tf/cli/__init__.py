@@ -2,7 +2,7 @@
 
     mel-train     mel_tf.cli.train       (python train.py)
     mel-export    mel_tf.cli.export      (python export.py)
-    mel-generate  mel_tf.generate        (python -m mel_tf.generate)
+    mel-generate  mel_tf.cli.generate    (python generate.py)
     mel-evaluate  mel_tf.cli.evaluate    (python evaluate.py)
 
 The console scripts are declared in setup.py; the top-level scripts are thin wrappers.
@@ -10,8 +10,11 @@ The console scripts are declared in setup.py; the top-level scripts are thin wra
 
 from __future__ import annotations
 
+import os
 import sys
-from typing import Callable, List, Optional
+from typing import Callable, List, NoReturn, Optional
+
+from mel_tf.errors import one_line
 
 
 def run_app(main: Callable, module, argv: Optional[List[str]] = None) -> None:
@@ -32,10 +35,11 @@ def run_app(main: Callable, module, argv: Optional[List[str]] = None) -> None:
     app.run(main, argv=argv)
 
 
-def one_line(e: BaseException) -> str:
-    """An exception as one line for `program: error: ...` (never a traceback)."""
-    if isinstance(e, OSError) and e.strerror:
-        text = e.strerror + (f": {e.filename}" if e.filename else "")
-    else:
-        text = str(e) or type(e).__name__
-    return " ".join(text.split())
+def fail(e: BaseException, status: int = 1) -> NoReturn:
+    """Ends the program with `program: error: <the error on one line>` on stderr."""
+    print(f"{program_name()}: error: {one_line(e)}", file=sys.stderr)
+    sys.exit(status)
+
+
+def program_name() -> str:
+    return os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "mel_tf"

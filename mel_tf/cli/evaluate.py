@@ -17,7 +17,7 @@ import sys
 
 from absl import flags
 
-from mel_tf.cli import one_line, run_app
+from mel_tf.cli import fail, run_app
 from mel_tf.config import DataConfig, parse_rgb
 
 F = flags.FLAGS
@@ -58,14 +58,10 @@ def data_config(run_dir) -> DataConfig:
 
 
 def _recorded_data(run_dir):
-    from mel_tf.rundir import DATASET_FILE
-    path = os.path.join(run_dir, DATASET_FILE) if run_dir else None
-    if path is None or not os.path.isfile(path):
-        return None
-    with open(path) as f:
-        record = json.load(f)
+    from mel_tf.training import rundir
+    record = rundir.read_dataset_record(run_dir) if run_dir else None
     try:
-        return DataConfig.from_record(record)
+        return None if record is None else DataConfig.from_record(record)
     except ValueError:     # a dataset.json from before the data was recorded
         return None
 
@@ -74,9 +70,9 @@ def main(argv):
     del argv
     import numpy as np
 
-    from mel_tf import data as data_lib
-    from mel_tf.seeds import latents_for_seed
-    from mel_tf.serving import load_model
+    from mel_tf.training import data as data_lib
+    from mel_tf.deploy.seeds import latents_for_seed
+    from mel_tf.deploy.serving import load_model
     from mel_tf.metrics import evaluate_images
 
     try:
@@ -93,8 +89,7 @@ def main(argv):
             latents_for_seed(F.seed, n, model.latent_dim), max(1, n // 64))])
         result = evaluate_images(real, fake, F.seed, inception_path=F.inception)
     except (ValueError, OSError, ModuleNotFoundError) as e:
-        print(f"{os.path.basename(sys.argv[0])}: error: {one_line(e)}", file=sys.stderr)
-        return 1
+        fail(e)
     result["data"] = data_cfg.to_record()
     text = json.dumps(result, indent=2)
     print(text)

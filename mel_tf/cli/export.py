@@ -24,8 +24,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import flags, logging
 
-from mel_tf.cli import run_app
-from mel_tf.export import QUANTIZE_MODES, ExportError, export_generator
+from mel_tf.cli import fail, run_app
+from mel_tf.deploy.export import QUANTIZE_MODES, ExportError, export_generator
 
 flags.DEFINE_string("logdir", "runs/demo", "Run directory to export (default: the demo's).")
 flags.DEFINE_string("out", None, "Output folder (default: LOGDIR/export).")
@@ -54,9 +54,7 @@ def main(argv):
             overwrite=FLAGS.overwrite, dataset_credit=FLAGS.dataset_credit, web=FLAGS.web,
             log=logging.info)
     except ExportError as e:
-        message = " ".join(str(e).split())
-        print(f"export: error: {message}", file=sys.stderr)
-        sys.exit(1)
+        fail(e)
     print(f"{summary['resolution']}x{summary['resolution']} generator exported to "
           f"{summary['out_dir']}")
     for entry in summary["tflite"]:

@@ -23,8 +23,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mel_tf.layers import EqualizedConv2D, PixelNorm, pad1
-from mel_tf.networks import Layout
+from mel_tf.training.layers import EqualizedConv2D, PixelNorm, pad1
+from mel_tf.training.networks import Layout
 
 LITERT_NARROW_CHANNELS = 4
 
@@ -113,9 +113,9 @@ class LiteRTGenerator(keras.layers.Layer):
     """
 
     def __init__(self, generator, **kwargs):
-        if generator.cfg.dtype_policy != "float32":
+        if generator.dtype_policy.name != "float32":
             raise ValueError(f"the LiteRT layout needs a float32 generator, not "
-                             f"{generator.cfg.dtype_policy}")
+                             f"{generator.dtype_policy.name}")
         super().__init__(name=f"{generator.name}_litert", **kwargs)
         self.generator = generator
         self.cfg = generator.cfg

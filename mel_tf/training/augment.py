@@ -2,14 +2,14 @@
 
 Three pieces, all TensorFlow ops that trace once and compile under XLA:
 
-* `random_contrast`: the source's augmentation of the *real* images only
-  (torchvision ``ColorJitter(contrast=(low, high))``).
+* `adjust_contrast`: the source's augmentation of the *real* images only
+  (torchvision ``ColorJitter(contrast=(low, high))``), with factors the data
+  pipeline draws.
 * `diff_augment`: differentiable augmentation (DiffAugment, Zhao et al. 2020),
   applied alike to real and fake images before D (and, being
   differentiable, on G's path and the gradient-penalty path), so that D
-  cannot memorise a small training set.  Built from
-  `brightness`, `saturation`, `contrast` (Zhao's "color"), `translation` and
-  `cutout`.
+  cannot memorise a small training set: brightness, saturation, contrast
+  (Zhao's "color"), translation and cutout.
 * `AdaptiveAugment`: the ADA heuristic (Karras et al. 2020) that raises the
   augmentation probability while D overfits and lowers it otherwise.
 
@@ -27,7 +27,7 @@ Ranges.  Images are NHWC in the preset's ``data_range`` (seed preset (0, 1),
 paper preset (-1, 1)).  Every op is written so that it commutes with the
 affine map between ranges: augmenting in (0, 1) and mapping to (-1, 1) gives
 what augmenting the mapped image with ``data_range=(-1, 1)`` gives (fills
-mapped too).  Translation, cutout and `random_contrast` keep values inside the
+mapped too).  Translation, cutout and `adjust_contrast` keep values inside the
 range (when their fill is inside it).  Brightness, saturation and contrast do
 not clip, as in Zhao et al.'s code: clipping would stop the gradient in the
 saturated regions, and D only has to see the same transformation on both
@@ -94,7 +94,9 @@ def diff_augment(x: tf.Tensor, seed, policy: Union[str, Sequence[str]],
         icons lie on white; pass the background when it is another colour.
       cutout_fill: value of the erased square; defaults to the middle of the
         range (Zhao's 0 in (-1, 1) is mid-grey).
-      brightness_magnitude: see `brightness`.
+      brightness_magnitude: one offset per image, uniform in +-magnitude in
+        (-1, 1) units (Zhao et al. add U[-0.5, 0.5] to images in (-1, 1));
+        scaled by (hi - lo) / 2, so the same shift in every data range.
 
     Returns:
       A tensor of the shape and dtype of `x`.  Gradients flow to `x`.
@@ -158,24 +160,17 @@ def parse_policy(policy: str) -> Tuple[str, ...]:
     return tuple(names)
 
 
-def random_contrast(images: tf.Tensor, seed, data_range: Range = (0.0, 1.0),
-                    low: float = 1.0, high: float = 2.0) -> tf.Tensor:
-    """The source's augmentation of real images: ColorJitter(contrast=(low, high)).
-
-    Each image gets a factor c ~ U[low, high] and becomes
-    ``clip(m + c * (x - m), lo, hi)``, where m is the mean of its grayscale
-    image (BT.601 weights 0.299, 0.587, 0.114; torchvision uses 0.2989).
-    The mean is taken on the image mapped to [0, 1], so the result does not
-    depend on the data range.  One-channel images are their own grayscale.
-    """
-    factors = low + (high - low) * _unit(_sample_words(images, seed, 1)[:, 0])
-    return adjust_contrast(images, factors, data_range)
-
-
 def adjust_contrast(images: tf.Tensor, factors: tf.Tensor,
                     data_range: Range = (0.0, 1.0)) -> tf.Tensor:
-    """`random_contrast` with given per-image factors [N] (drawn by the data
-    pipeline, so that the factors split over replicas with their images)."""
+    """The source's augmentation of real images, ColorJitter(contrast=...), with
+    given per-image factors [N] (drawn by the data pipeline, so that the factors
+    split over replicas with their images).
+
+    Image n becomes ``clip(m + factors[n] * (x - m), lo, hi)``, where m is the
+    mean of its grayscale image (BT.601 weights 0.299, 0.587, 0.114; torchvision
+    uses 0.2989). The mean is taken on the image mapped to [0, 1], so the result
+    does not depend on the data range. One-channel images are their own grayscale.
+    """
     lo, hi = _check_range(data_range)
     x = tf.cast(images, tf.float32)
     unit = (x - lo) / (hi - lo)
@@ -188,39 +183,6 @@ def adjust_contrast(images: tf.Tensor, factors: tf.Tensor,
 # ---------------------------------------------------------------------------
 # The single augmentations (each applied to every sample)
 # ---------------------------------------------------------------------------
-
-def brightness(x: tf.Tensor, seed, data_range: Range = (0.0, 1.0),
-               magnitude: float = 0.5) -> tf.Tensor:
-    """Adds one offset per image, uniform in +-magnitude measured in (-1, 1) units.
-
-    Zhao et al. add U[-0.5, 0.5] to images in (-1, 1), a quarter of the
-    range's width either way; the offset is scaled by (hi - lo) / 2 so that
-    it is the same shift in every data range.  ``magnitude=1.0`` shifts by
-    up to half the width.  Not clipped (see the module docstring).
-    """
-    lo, hi = _check_range(data_range)
-    return _brightness(x, _sample_words(x, seed, 1), lo, hi, magnitude)
-
-
-def saturation(x: tf.Tensor, seed) -> tf.Tensor:
-    """Scales each pixel's deviation from its channel mean by U[0, 2] per image (Zhao)."""
-    return _saturation(x, _sample_words(x, seed, 1))
-
-
-def contrast(x: tf.Tensor, seed) -> tf.Tensor:
-    """Scales the deviation from the image's mean by U[0.5, 1.5] per image (Zhao)."""
-    return _contrast(x, _sample_words(x, seed, 1))
-
-
-def translation(x: tf.Tensor, seed, ratio: float = 0.125, *, fill: float) -> tf.Tensor:
-    """Shifts each image by integers in [-s, s] per axis, s = round(ratio * side).
-
-    The uncovered border takes the value `fill`: the background of the data
-    set (for icons on white, `hi` of the data range; Zhao pad with 0, which is
-    mid-grey in (-1, 1)).  Offsets are drawn independently per image and axis.
-    """
-    return _translation(x, _sample_words(x, seed, 2), ratio, fill)
-
 
 def translate(x: tf.Tensor, offsets: tf.Tensor, fill: float) -> tf.Tensor:
     """Moves image b by offsets[b] = (dy, dx) pixels: out[b, i, j] = x[b, i - dy, j - dx].
@@ -239,18 +201,6 @@ def translate(x: tf.Tensor, offsets: tf.Tensor, fill: float) -> tf.Tensor:
     col_ok = (cols >= 0) & (cols < width)
     visible = row_ok[:, :, None, None] & col_ok[:, None, :, None]
     return tf.where(visible, moved, tf.cast(fill, x.dtype))
-
-
-def cutout(x: tf.Tensor, seed, ratio: float = 0.5, fill: Optional[float] = None,
-           data_range: Range = (0.0, 1.0)) -> tf.Tensor:
-    """Sets a random square of side round(ratio * side) of each image to `fill`.
-
-    As in Zhao et al., the square's centre is uniform over the whole image,
-    so near the border part of the square falls outside and less is erased.
-    `fill` defaults to the middle of `data_range` (Zhao's 0 in (-1, 1)).
-    """
-    lo, hi = _check_range(data_range)
-    return _cutout(x, _sample_words(x, seed, 2), ratio, fill, lo, hi)
 
 
 def erase(x: tf.Tensor, corners: tf.Tensor, size: Tuple[int, int], fill: float) -> tf.Tensor:
@@ -332,9 +282,8 @@ class AdaptiveAugment(tf.Module):
     at run time, so changing p never retraces, and a `tf.train.Checkpoint`
     holding the controller resumes it exactly.
 
-    Use either `step(d_real_scores)` once per training step (it accumulates
-    and updates every `interval` steps by itself), or `accumulate` every step
-    and `update` every `interval` steps.
+    Call `step(d_real_scores)` once per training step: it accumulates, and
+    updates p every `interval` steps.
     """
 
     def __init__(self, initial_p: float = 0.0, target: float = 0.6, interval: int = 4,
@@ -369,12 +318,9 @@ class AdaptiveAugment(tf.Module):
         self._sign_sum.assign_add(total[0])
         self._count.assign_add(total[1])
 
-    def update(self) -> tf.Tensor:
-        """Moves p by the accumulated heuristic, clears the accumulators, returns p."""
-        return self._update_where(tf.constant(True))
-
     def step(self, d_real_scores: tf.Tensor) -> tf.Tensor:
-        """`accumulate`, then `update` if this is the `interval`-th step; returns p."""
+        """`accumulate`, then move p by the accumulated heuristic and clear the
+        accumulators if this is the `interval`-th step; returns p."""
         self.accumulate(d_real_scores)
         steps = self._steps.assign_add(1)
         return self._update_where(steps >= self.interval)
@@ -427,11 +373,6 @@ def _gates(probability: Probability, words: tf.Tensor) -> Optional[tf.Tensor]:
         return None
     # u in [0, 1): p = 0 never applies, p = 1 always does.
     return _unit(words) < tf.cast(probability, tf.float32)
-
-
-def _sample_words(x: tf.Tensor, seed, count: int) -> tf.Tensor:
-    """`count` random uint32 words per sample of `x`: shape [B, count]."""
-    return _random_bits([tf.shape(x)[0], count], seed)
 
 
 def _random_bits(shape, seed) -> tf.Tensor:

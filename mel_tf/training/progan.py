@@ -1,4 +1,4 @@
-"""The Progressive GAN training step and the loop around it.
+"""The Progressive GAN model and its training step.
 
 `ProGAN` is a `keras.Model` whose `train_step` does one generator step, then
 `critic_steps` discriminator steps (WGAN-GP with drift), then the generator
@@ -9,35 +9,27 @@ a resumed run repeats the steps an uninterrupted run would take, and a
 `tf.distribute` strategy splits noise and images together.
 
 `ProGAN` trains through Keras: `compile(g_optimizer=..., d_optimizer=...,
-jit_compile=...)`, then `fit()` on the batches. `train()` runs a whole
-schedule as one `fit()` per phase; the fade, checkpoints, TensorBoard,
-samples, metrics, progress and signals are callbacks in `mel_tf.callbacks`.
+jit_compile=...)`, then `fit()` on the batches (`mel_tf.training.loop.train`
+runs a whole schedule that way).
 """
 
 from __future__ import annotations
 
-import logging
-import os
-from typing import Callable, Optional, Sequence
+from typing import Optional
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from mel_tf import augment as augment_lib
-from mel_tf import callbacks as cb
-from mel_tf import losses, optimizers, rundir
-from mel_tf.callbacks import TrainingDiverged  # noqa: F401  (raised by train())
-from mel_tf.config import LoopOptions, NetworkConfig, TrainConfig
-from mel_tf.layers import Downsample2x, Upsample2x
-from mel_tf.networks import Generator, build_networks, initialize, uint8_to_network
-from mel_tf.schedule import schedule_for
-
-log = logging.getLogger("mel_tf")
+from mel_tf.config import NetworkConfig, TrainConfig
+from mel_tf.training import augment as augment_lib
+from mel_tf.training import losses, optimizers
+from mel_tf.training.layers import Downsample2x, Upsample2x
+from mel_tf.training.networks import Generator, build_networks, initialize, uint8_to_network
 
 
 def adam(train_cfg: TrainConfig) -> optimizers.Adam:
-    """PyTorch's Adam with the run's settings (mel_tf.optimizers)."""
+    """PyTorch's Adam with the run's settings (mel_tf.training.optimizers)."""
     return optimizers.Adam(learning_rate=train_cfg.learning_rate, beta_1=train_cfg.adam_beta1,
                            beta_2=train_cfg.adam_beta2, epsilon=train_cfg.adam_epsilon)
 
@@ -45,14 +37,15 @@ def adam(train_cfg: TrainConfig) -> optimizers.Adam:
 class ProGAN(keras.Model):
     """G, D, the EMA generator and their optimizers, with a custom train_step."""
 
-    def __init__(self, net_cfg: NetworkConfig, train_cfg: TrainConfig):
+    def __init__(self, net_cfg: NetworkConfig, train_cfg: TrainConfig,
+                 dtype_policy: str = "float32"):
         super().__init__(name="progan")
         self.net_cfg = net_cfg
         self.train_cfg = train_cfg
-        self.generator, self.discriminator = build_networks(net_cfg)
+        self.generator, self.discriminator = build_networks(net_cfg, dtype_policy)
         initialize(self.generator, train_cfg.seed)
         initialize(self.discriminator, train_cfg.seed + 1)
-        self.generator_ema = Generator(net_cfg, name="generator_ema")
+        self.generator_ema = Generator(net_cfg, name="generator_ema", dtype_policy=dtype_policy)
         for ema_var, var in zip(self.generator_ema.weights, self.generator.weights):
             ema_var.assign(var)
 
@@ -68,11 +61,12 @@ class ProGAN(keras.Model):
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         """Nothing to build: every stage's variables exist from __init__.
 
-        Keras's fit under a strategy otherwise reads a batch to trace call()
-        (which a GAN does not have) whenever a layer without weights (pixel
-        norm, resampling) of a stage not yet run is unbuilt, and reduces that
-        batch across replicas, which fails for a dict batch under
-        MultiWorkerMirroredStrategy. Keras offers no public switch for this.
+        Under a strategy, Keras 3.15's fit() reads a batch to trace call()
+        (which a GAN does not have) whenever a layer without weights of a stage
+        not yet run is unbuilt, and reduces that batch across replicas, which
+        fails for a dict batch under MultiWorkerMirroredStrategy. Keras has no
+        public way to skip that symbolic build (this override is the one
+        private hook left).
         """
         return
 
@@ -248,121 +242,5 @@ def step_noise(net_cfg: NetworkConfig, train_cfg: TrainConfig, batch_size: int):
         }
         if train_cfg.mirror:
             out["mirror"] = rng.random(n_critic) < 0.5
-        return out
-    return extra
-
-
-# ---- the loop -------------------------------------------------------------------
-
-def train(net_cfg: NetworkConfig, train_cfg: TrainConfig, image_set, logdir: str,
-          strategy: Optional[tf.distribute.Strategy] = None,
-          options: Optional[LoopOptions] = None,
-          metrics_fn: Optional[Callable] = None,
-          records: Optional[rundir.Records] = None,
-          callbacks: Sequence[keras.callbacks.Callback] = ()) -> dict:
-    """Trains (or resumes) the run in `logdir` through the whole schedule: one
-    `model.fit()` per phase, with the callbacks of `mel_tf.callbacks` and then
-    the user's `callbacks` (Keras callbacks; they see every step's logs).
-
-    image_set: gives `images(resolution)` -> uint8 [N, R, R, 3].
-    metrics_fn(generator_ema, resolution) -> {name: float}: evaluated at the
-    end of every phase (and every `metrics_every_images`), written to TensorBoard.
-    records: flags.txt, dataset.json and whether the settings may change on
-    resume (`rundir.prepare`); nothing is written if the start is refused.
-    Returns {"images_shown", "step", "stopped" (signal name or None), "done", "model"}.
-    """
-    options = options or LoopOptions()
-    strategy = strategy or tf.distribute.get_strategy()
-    schedule = schedule_for(net_cfg, train_cfg)
-    for phase in schedule.phases:
-        if phase.batch_size % strategy.num_replicas_in_sync:
-            raise ValueError(f"batch size {phase.batch_size} at {phase.resolution}x"
-                             f"{phase.resolution} does not split over "
-                             f"{strategy.num_replicas_in_sync} replicas")
-    chief = rundir.is_chief(strategy)
-    resumed = rundir.prepare(logdir, net_cfg, train_cfg, records, write=chief)
-
-    with strategy.scope():
-        model = ProGAN(net_cfg, train_cfg)
-        # XLA on one device only: the loop this replaces never compiled the
-        # replicated step, and Keras's own default leaves XLA off under a strategy.
-        model.compile(jit_compile=train_cfg.xla and strategy.num_replicas_in_sync == 1)
-        state = rundir.RunState()
-    files = cb.CheckpointFiles(logdir, model.checkpoint_objects(state), options.max_to_keep,
-                               chief)
-    if files.restore():
-        log.info("Resuming %s from %s: %d images shown, step %d", logdir,
-                 os.path.basename(files.restored), int(state.images_shown.numpy()),
-                 int(state.step.numpy()))
-    elif resumed:
-        log.info("%s has a configuration but no checkpoint: starting from the beginning", logdir)
-
-    writer = tf.summary.create_file_writer(logdir) if chief else tf.summary.create_noop_writer()
-    if records and records.flags_text and not files.restored:
-        with writer.as_default():
-            tf.summary.text("flags", records.flags_text, step=0)
-    fixed_z = np.random.default_rng([train_cfg.seed, 2**31]).standard_normal(
-        (options.grid_size, net_cfg.latent_dim), dtype=np.float32)
-
-    clock = cb.Clock(schedule, int(state.images_shown.numpy()), int(state.step.numpy()))
-    with cb.StopRequests() as stop:
-        checkpoints = cb.Checkpoints(clock, files, state, options.checkpoint_every_images, stop,
-                                     options.stop_after_steps)
-        run_callbacks = [*loop_callbacks(clock, files.directory, logdir, writer, fixed_z,
-                                          options, metrics_fn, chief),
-                         checkpoints, *callbacks]
-        while not clock.done and checkpoints.stopped is None:
-            clock.start_phase()
-            steps = -(-(clock.phase_end - clock.images_shown) // clock.phase.batch_size)
-            log.info("Phase %d/%d: %s (%d images, batch %d, lr %g)", clock.phase_index + 1,
-                     len(schedule.phases), clock.phase.name, clock.phase.images,
-                     clock.phase.batch_size, clock.phase.learning_rate)
-            with strategy.scope():
-                model.fit(phase_dataset(image_set, net_cfg, train_cfg, clock.phase.resolution,
-                                        clock.phase.batch_size, clock.step, steps),
-                          steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False,
-                          callbacks=run_callbacks)
-    files.close()
-    writer.flush()
-    if checkpoints.stopped:
-        log.info("Stopped (%s) at %d images; run the same command again to resume",
-                 checkpoints.stopped, clock.images_shown)
-    elif clock.done:
-        log.info("Training complete: %d images shown in %d steps", clock.images_shown, clock.step)
-    return {"images_shown": clock.images_shown, "step": clock.step,
-            "stopped": checkpoints.stopped, "done": clock.done, "model": model}
-
-
-def loop_callbacks(clock: cb.Clock, checkpoint_dir: str, logdir: str, writer,
-                    fixed_z: np.ndarray, options: LoopOptions, metrics_fn, chief: bool):
-    """The callbacks before Checkpoints, in the order they must run."""
-    return [cb.StopOnNaN(clock, checkpoint_dir), clock, cb.Fade(clock),
-            cb.TensorBoardScalars(clock, writer, options.log_every_steps),
-            cb.ProgressBar(clock, options.progress and chief),
-            cb.Samples(clock, logdir, writer, fixed_z, options.sample_every_images, chief),
-            cb.PhaseMetrics(clock, writer, metrics_fn, options.metrics_every_images, chief)]
-
-
-def phase_dataset(image_set, net_cfg: NetworkConfig, train_cfg: TrainConfig, resolution: int,
-                  batch_size: int, first_step: int, steps: int) -> tf.data.Dataset:
-    """A phase's batches from `first_step` on: images, per-step noise and the
-    step as a [batch] vector (a strategy splits every field by batch)."""
-    from mel_tf import data as data_lib
-    n = batch_size * train_cfg.critic_steps
-    dataset = data_lib.batch_dataset(
-        image_set.images(resolution), n, train_cfg.seed, first_step,
-        extra_fn=_with_step_vector(step_noise(net_cfg, train_cfg, batch_size), n))
-    # Exactly the phase's steps: an endless pipeline abandoned at the end of a
-    # phase is slow to tear down (its prefetched work in flight).
-    dataset = dataset.take(steps)
-    # The scalar "step" cannot be split over replicas; "steps" carries it.
-    return dataset.map(lambda e: {k: v for k, v in e.items() if k != "step"})
-
-
-def _with_step_vector(extra_fn, batch_size):
-    """Adds the step as a [batch] vector: a strategy splits every field by batch."""
-    def extra(step):
-        out = extra_fn(step)
-        out["steps"] = np.full((batch_size,), step, np.int64)
         return out
     return extra

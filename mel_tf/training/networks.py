@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from mel_tf.config import MIN_RESOLUTION, NetworkConfig, check_resolution
-from mel_tf.layers import (Downsample2x, EqualizedConv2D, EqualizedDense, FadeIn,
+from mel_tf.training.layers import (Downsample2x, EqualizedConv2D, EqualizedDense, FadeIn,
                            MiniBatchStd, PixelNorm, Upsample2x)
 
 
@@ -42,29 +42,22 @@ def network_to_uint8(images, cfg: NetworkConfig):
 
 # ---- building blocks ---------------------------------------------------------
 
-class _ListsInCheckpoints:
-    """Makes the layers held in list attributes checkpoint dependencies.
+def track_each(owner, attribute: str) -> None:
+    """Makes each layer in the list `owner.<attribute>` a checkpoint dependency
+    named "<attribute>_<index>", by assigning it to that attribute as well.
 
     Keras 3 wraps list attributes in its own TrackedList, which
     tf.train.Checkpoint does not follow (keras-team/keras#18398): without this
-    the blocks' weights were silently left out of every checkpoint. Each listed
-    layer becomes the child "<attribute>_<index>".
+    the blocks' weights would be left out of every checkpoint.
     """
-    _checkpoint_lists = ()
-
-    def _trackable_children(self, save_type="checkpoint", **kwargs):
-        children = super()._trackable_children(save_type, **kwargs)
-        if save_type == "checkpoint":
-            for attr in self._checkpoint_lists:
-                for i, layer in enumerate(getattr(self, attr)):
-                    if layer is not None:
-                        children[f"{attr}_{i}"] = layer
-        return children
+    for i, layer in enumerate(getattr(owner, attribute)):
+        if layer is not None:
+            setattr(owner, f"{attribute}_{i}", layer)
 
 
 class Layout:
     """How a generator block runs its convolutions and pixel norms: each layer called
-    as it is, the graph that trains. mel_tf.litert_layout overrides both to lay out
+    as it is, the graph that trains. mel_tf.deploy.litert_layout overrides both to lay out
     the same maths, with the same weights, for the exported graph."""
 
     def conv(self, layer, x):
@@ -83,12 +76,12 @@ class ConvActNorm(keras.layers.Layer):
     def __init__(self, filters, kernel_size, cfg: NetworkConfig, pixel_norm: bool,
                  padding=None, upsample=False, activate=True, parameterization=None, **kwargs):
         """`parameterization`: of the convolution (default: cfg.conv_weights)."""
-        super().__init__(dtype=cfg.dtype_policy, **kwargs)
+        super().__init__(**kwargs)
         self.conv = EqualizedConv2D(filters, kernel_size, gain=cfg.conv_gain,
                                     padding=padding or cfg.padding, upsample=upsample,
                                     parameterization=parameterization or cfg.conv_weights,
-                                    dtype=cfg.dtype_policy, name="conv")
-        self.norm = (PixelNorm(cfg.pixel_norm_eps, cfg.pixel_norm_style, dtype=cfg.dtype_policy)
+                                    dtype=self.dtype_policy, name="conv")
+        self.norm = (PixelNorm(cfg.pixel_norm_eps, cfg.pixel_norm_style, dtype=self.dtype_policy)
                      if pixel_norm else None)
         self.norm_first = cfg.pixel_norm_before_activation
         self.slope = cfg.lrelu_slope if activate else None
@@ -107,23 +100,22 @@ class ConvActNorm(keras.layers.Layer):
         return x
 
 
-class GeneratorBlock(_ListsInCheckpoints, keras.layers.Layer):
+class GeneratorBlock(keras.layers.Layer):
     """[2x nearest upsample] -> conv3x3 -> act -> conv3x3 -> act.
 
     The upsampling is fused into the first convolution (EqualizedConv2D with
     upsample=True): the same values for 16/36 of its multiply-adds.
     """
-    _checkpoint_lists = ("convs",)
-
     def __init__(self, resolution, cfg: NetworkConfig, **kwargs):
-        super().__init__(dtype=cfg.dtype_policy, name=f"g_block_{resolution}", **kwargs)
+        super().__init__(name=f"g_block_{resolution}", **kwargs)
         cin, cout = cfg.g_block_channels(resolution)
         self.cin = cin
         grows = resolution > MIN_RESOLUTION
         n_convs = 2 if grows else cfg.g_first_block_convs
         self.convs = [ConvActNorm(cout, 3, cfg, pixel_norm=True, upsample=grows and i == 0,
-                                  name=f"conv{i}")
+                                  dtype=self.dtype_policy, name=f"conv{i}")
                       for i in range(n_convs)]
+        track_each(self, "convs")
 
     def build(self, input_shape=None):
         channels = self.cin
@@ -141,10 +133,13 @@ class DiscriminatorBlock(keras.layers.Layer):
     """conv3x3 -> act -> conv3x3 -> act -> 2x2 average pool."""
 
     def __init__(self, resolution, cfg: NetworkConfig, **kwargs):
-        super().__init__(dtype=cfg.dtype_policy, name=f"d_block_{resolution}", **kwargs)
+        super().__init__(name=f"d_block_{resolution}", **kwargs)
         self.cin, cmid, cout = cfg.d_block_channels(resolution)
-        self.conv0 = ConvActNorm(cmid, 3, cfg, pixel_norm=cfg.pixel_norm_in_d, name="conv0")
-        self.conv1 = ConvActNorm(cout, 3, cfg, pixel_norm=cfg.pixel_norm_in_d, name="conv1")
+        dt = self.dtype_policy
+        self.conv0 = ConvActNorm(cmid, 3, cfg, pixel_norm=cfg.pixel_norm_in_d, dtype=dt,
+                                 name="conv0")
+        self.conv1 = ConvActNorm(cout, 3, cfg, pixel_norm=cfg.pixel_norm_in_d, dtype=dt,
+                                 name="conv1")
         self.pool = Downsample2x()
 
     def build(self, input_shape=None):
@@ -163,15 +158,17 @@ class DiscriminatorHead(keras.layers.Layer):
     """
 
     def __init__(self, cfg: NetworkConfig, **kwargs):
-        super().__init__(dtype=cfg.dtype_policy, name="d_head", **kwargs)
+        super().__init__(name="d_head", **kwargs)
         self.cin, c1, c2 = cfg.d_head_channels
+        dt = self.dtype_policy
         self.mbstd = MiniBatchStd(cfg.mbstd_group_size, cfg.mbstd_unbiased, cfg.mbstd_eps,
-                                  dtype=cfg.dtype_policy)
-        self.conv0 = ConvActNorm(c1, 3, cfg, pixel_norm=cfg.pixel_norm_in_d, name="conv0")
+                                  dtype=dt)
+        self.conv0 = ConvActNorm(c1, 3, cfg, pixel_norm=cfg.pixel_norm_in_d, dtype=dt,
+                                 name="conv0")
         self.conv1 = ConvActNorm(c2, 4, cfg, pixel_norm=cfg.pixel_norm_in_d, padding="valid",
-                                 name="conv1")
-        self.out = EqualizedConv2D(1, 1, gain=1.0, parameterization=cfg.rgb_weights,
-                                   dtype=cfg.dtype_policy, name="score")
+                                 dtype=dt, name="conv1")
+        self.out = EqualizedConv2D(1, 1, gain=1.0, parameterization=cfg.rgb_weights, dtype=dt,
+                                   name="score")
 
     def build(self, input_shape=None):
         self.conv0.build((None, 4, 4, self.cin + 1))
@@ -185,13 +182,15 @@ class DiscriminatorHead(keras.layers.Layer):
 
 # ---- the networks --------------------------------------------------------------
 
-class _Progressive(_ListsInCheckpoints, keras.Model):
+class _Progressive(keras.Model):
     """Stage bookkeeping shared by both networks."""
 
-    def __init__(self, cfg: NetworkConfig, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, cfg: NetworkConfig, dtype_policy: str = "float32", **kwargs):
+        """`dtype_policy`: the Keras dtype policy of every layer ("float32", or
+        "mixed_bfloat16" for float32 weights with bfloat16 compute)."""
+        super().__init__(dtype=dtype_policy, **kwargs)
         self.cfg = cfg
-        self.fade = FadeIn(dtype=cfg.dtype_policy, name="fade")
+        self.fade = FadeIn(dtype=self.dtype_policy, name="fade")
         self.fade.build()
         self.stage_resolution = cfg.resolution
         self.fading = False
@@ -221,11 +220,9 @@ class _Progressive(_ListsInCheckpoints, keras.Model):
 
 class Generator(_Progressive):
     """Latent batch [N, latent_dim] -> images [N, R, R, 3] in the preset's data range."""
-    _checkpoint_lists = ("blocks", "to_rgb")
-
-    def __init__(self, cfg: NetworkConfig, name: str = "generator"):
-        super().__init__(cfg, name=name)
-        dt = cfg.dtype_policy
+    def __init__(self, cfg: NetworkConfig, name: str = "generator", dtype_policy="float32"):
+        super().__init__(cfg, dtype_policy=dtype_policy, name=name)
+        dt = self.dtype_policy
         if cfg.latent_mode == "dense":
             self.latent_norm = PixelNorm(cfg.pixel_norm_eps, cfg.pixel_norm_style, dtype=dt,
                                          name="latent_norm")
@@ -234,10 +231,12 @@ class Generator(_Progressive):
             self.latent_dense.build((None, cfg.latent_dim))
             self.latent_act_norm = PixelNorm(cfg.pixel_norm_eps, cfg.pixel_norm_style, dtype=dt,
                                              name="latent_act_norm")
-        self.blocks = [GeneratorBlock(r, cfg) for r in cfg.resolutions]
+        self.blocks = [GeneratorBlock(r, cfg, dtype=dt) for r in cfg.resolutions]
         self.to_rgb = [EqualizedConv2D(3, 1, gain=cfg.to_rgb_gain, dtype=dt,
                                        parameterization=cfg.rgb_weights, name=f"to_rgb_{r}")
                        for r in cfg.resolutions]
+        track_each(self, "blocks")
+        track_each(self, "to_rgb")
         for r, block, to_rgb in zip(cfg.resolutions, self.blocks, self.to_rgb):
             block.build()
             to_rgb.build((None, r, r, cfg.g_block_channels(r)[1]))
@@ -277,17 +276,21 @@ class Generator(_Progressive):
 
 class Discriminator(_Progressive):
     """Images [N, R, R, 3] in the preset's data range -> scores [N, 1] (float32)."""
-    _checkpoint_lists = ("from_rgb", "blocks")
-
-    def __init__(self, cfg: NetworkConfig, name: str = "discriminator"):
-        super().__init__(cfg, name=name)
+    def __init__(self, cfg: NetworkConfig, name: str = "discriminator",
+                 dtype_policy="float32"):
+        super().__init__(cfg, dtype_policy=dtype_policy, name=name)
+        dt = self.dtype_policy
         self.from_rgb = [ConvActNorm(cfg.d_from_rgb_channels(r), 1, cfg, pixel_norm=False,
                                      activate=cfg.from_rgb_activation,
-                                     parameterization=cfg.rgb_weights, name=f"from_rgb_{r}")
+                                     parameterization=cfg.rgb_weights, dtype=dt,
+                                     name=f"from_rgb_{r}")
                          for r in cfg.resolutions]
         # blocks[i] is the block at resolutions[i]; there is none at 4x4 (the head).
-        self.blocks = [None] + [DiscriminatorBlock(r, cfg) for r in cfg.resolutions[1:]]
-        self.head = DiscriminatorHead(cfg)
+        self.blocks = [None] + [DiscriminatorBlock(r, cfg, dtype=dt)
+                                for r in cfg.resolutions[1:]]
+        self.head = DiscriminatorHead(cfg, dtype=dt)
+        track_each(self, "from_rgb")
+        track_each(self, "blocks")
         for from_rgb in self.from_rgb:
             from_rgb.build((None, None, None, 3))
         for block in self.blocks[1:]:
@@ -338,6 +341,7 @@ def initialize(network: keras.Model, seed: int):
             owner[id(var)].reinitialize(rng)
 
 
-def build_networks(cfg: NetworkConfig):
+def build_networks(cfg: NetworkConfig, dtype_policy: str = "float32"):
     """A (generator, discriminator) pair for `cfg`, all stages built."""
-    return Generator(cfg), Discriminator(cfg)
+    return (Generator(cfg, dtype_policy=dtype_policy),
+            Discriminator(cfg, dtype_policy=dtype_policy))

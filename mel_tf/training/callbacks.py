@@ -5,7 +5,7 @@ the schedule as one `ProGAN.fit()` with these, in this order, then the user's.
     Clock           counts steps and images shown: the run's position
     Fade            the phase's stage and learning rate, a before each batch
     TensorBoardScalars  mean losses per window, a, resolution, speed
-    ProgressBar     one status line with the ETA of the whole run
+    ProgressBar     one status line: losses, speed, when the phase ends
     Samples         the EMA generator's grid: PNG and TensorBoard image
     PhaseMetrics    SWD/MS-SSIM at phase ends (and every N images)
     Checkpoints     periodic, phase end, and on Ctrl-C/SIGTERM (then stops)
@@ -31,8 +31,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mel_tf import rundir
-from mel_tf.schedule import Schedule
+from mel_tf.training import rundir
+from mel_tf.training.schedule import Schedule
 
 log = logging.getLogger("mel_tf")
 
@@ -60,10 +60,12 @@ class Clock(keras.callbacks.Callback):
 
     @property
     def alpha(self) -> float:
-        """The fade's a for the next step: linear in images shown over the phase."""
-        if not self.phase.fading:
-            return 1.0
-        return (self.images_shown - self.phase_start) / self.phase.images
+        """The fade's a for the next step (at a phase's end: 1)."""
+        return self.schedule.alpha(self.phase_index, self.images_shown)
+
+    @property
+    def steps_left_in_phase(self) -> int:
+        return -(-(self.phase_end - self.images_shown) // self.phase.batch_size)
 
     @property
     def phase_done(self) -> bool:
@@ -179,9 +181,15 @@ class TensorBoardScalars(keras.callbacks.Callback):
 
 
 class ProgressBar(keras.callbacks.Callback):
-    """One status line: phase, a, losses, speed and the ETA of the whole run.
-    On a terminal it is redrawn in place and cleared before each log line
-    (a logging filter), so log lines never land behind it."""
+    """One status line: phase, a, losses, speed and when the phase ends. On a
+    terminal it is redrawn in place and cleared before each log line (a logging
+    filter), so log lines never land behind it.
+
+    The first steps of every phase compile the step; the phase's end is
+    estimated only from the steps after them, once enough are timed."""
+
+    COMPILE_STEPS = 2       # a phase's first steps: tracing and compiling, not training
+    TIMED_STEPS = 20        # steps timed before the phase's end is estimated
 
     def __init__(self, clock: Clock, enabled: bool = True, stream=None):
         super().__init__()
@@ -190,6 +198,7 @@ class ProgressBar(keras.callbacks.Callback):
         self.tty = self.stream.isatty()
         self.interval = 0.5 if self.tty else 30.0
         self.window, self.last_print, self.shown = _Window(), 0.0, False
+        self.phase_steps, self.timed = 0, _Window()
         self._handlers = []
 
     def _clear(self, record=None):
@@ -200,6 +209,7 @@ class ProgressBar(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self.window.reset()
+        self.phase_steps = 0
         if self.enabled and self.tty:
             logger = log
             while logger is not None:
@@ -211,6 +221,11 @@ class ProgressBar(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if not self.enabled:
             return
+        self.phase_steps += 1
+        if self.phase_steps == self.COMPILE_STEPS:
+            self.timed.reset()
+        elif self.phase_steps > self.COMPILE_STEPS:
+            self.timed.add({}, self.clock.phase.batch_size)
         self.window.add(logs or {}, self.clock.phase.batch_size)
         now = time.time()
         if now - self.last_print < self.interval and not self.clock.phase_done:
@@ -220,16 +235,22 @@ class ProgressBar(keras.callbacks.Callback):
         self.last_print, self.shown = now, self.tty
         self.window.reset()
 
+    def phase_eta(self) -> str:
+        if self.timed.count < self.TIMED_STEPS:
+            return "phase ends: timing"
+        left = self.clock.phase_end - self.clock.images_shown
+        seconds = left / self.timed.images_per_second()
+        return "phase ends in " + time.strftime("%H:%M:%S", time.gmtime(seconds))
+
     def line(self, means, ips) -> str:
         c = self.clock
-        left = c.schedule.total_images - c.images_shown
-        eta = time.strftime("%H:%M:%S", time.gmtime(left / ips)) if ips > 0 else "?"
         done = c.images_shown / c.schedule.total_images
         bar = "#" * int(20 * done) + "-" * (20 - int(20 * done))
         text = (f"[{bar}] {100 * done:5.1f}% phase {c.phase_index + 1}/"
                 f"{len(c.schedule.phases)} {c.phase.name} a={c.alpha:.3f} "
                 f"G {means.get('g_loss', float('nan')):+.3f} "
-                f"D {means.get('d_loss', float('nan')):+.3f} {ips:6.1f} img/s ETA {eta}")
+                f"D {means.get('d_loss', float('nan')):+.3f} {ips:6.1f} img/s "
+                f"{self.phase_eta()}")
         return ("\r" + text + "\x1b[K") if self.tty else text + "\n"
 
     def on_train_end(self, logs=None):
@@ -264,7 +285,7 @@ class Samples(_EveryAndAtPhaseEnd):
 
     def write(self):
         from mel_tf.images import image_grid, save_png
-        from mel_tf.networks import network_to_uint8
+        from mel_tf.training.networks import network_to_uint8
         fakes = network_to_uint8(self.model.generator_ema(self.fixed_z, training=False),
                                  self.model.net_cfg).numpy()
         if not self.chief:

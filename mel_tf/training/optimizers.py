@@ -40,8 +40,9 @@ class Adam(keras.optimizers.Optimizer):
 
     def slots(self, variable):
         """(first moment, second moment, step count) of a variable."""
-        # The slot lookup of keras.optimizers.Optimizer's own docstring example: it
-        # also finds the slots of a variable handed over by tf.distribute.
+        # Keras 3.15 has no public lookup from a variable to its slots; this is
+        # the one its own optimizers use, and it also finds the slots of a
+        # variable handed over by tf.distribute (a key by path would not).
         i = self._get_variable_index(variable)
         return self._m[i], self._v[i], self._t[i]
 

@@ -23,8 +23,9 @@ from typing import Optional, Tuple
 
 import tensorflow as tf
 
-from mel_tf.config import NetworkConfig, TrainConfig
-from mel_tf.schedule import schedule_for
+from mel_tf.config import ALLOWED, ARCHITECTURE, NetworkConfig, TrainConfig
+from mel_tf.errors import first_line
+from mel_tf.training.schedule import schedule_for
 
 CONFIG_FILE = "config.json"
 FLAGS_FILE = "flags.txt"
@@ -56,13 +57,6 @@ def _atomic_write(path: str, text: str):
     os.replace(tmp, path)
 
 
-def _architecture(cfg: NetworkConfig) -> dict:
-    # The dtype policy changes how the maths runs, not which weights exist.
-    d = cfg.to_dict()
-    d.pop("dtype_policy")
-    return d
-
-
 def read_config(logdir: str) -> Tuple[NetworkConfig, TrainConfig]:
     path = os.path.join(logdir, CONFIG_FILE)
     if not os.path.isfile(path):
@@ -77,7 +71,7 @@ class Records:
     """What a run directory records beside config.json, and whether it may change."""
 
     flags_text: Optional[str] = None      # flags.txt: the command line, as a flag file
-    dataset: Optional[dict] = None        # dataset.json (mel_tf.data.run_record)
+    dataset: Optional[dict] = None        # dataset.json (mel_tf.training.data.run_record)
     # Resume although the training or data settings differ from the recorded
     # ones; the differences are appended to changes.log.
     allow_config_change: bool = False
@@ -123,16 +117,17 @@ def prepare(logdir: str, net_cfg: NetworkConfig, train_cfg: TrainConfig,
 
 
 def _changes_on_resume(logdir, net_cfg, train_cfg, records) -> list:
-    """['train.seed: 0 -> 1', ...]: the differences the resume is allowed to make."""
+    """['train.seed: 0 -> 1', ...]: the differences the resume is allowed to make.
+    What may differ is each field's `resume` (mel_tf.config.setting)."""
     old_net, old_train = read_config(logdir)
-    arch = _differences(_architecture(old_net), _architecture(net_cfg))
+    arch = changes_between(old_net, net_cfg, {ARCHITECTURE, ALLOWED})
     if arch:
         raise RunDirError(f"{logdir} holds a run with other architecture settings "
                           f"({', '.join(arch)}); use another --logdir or the original settings")
-    changes = ["train." + d for d in _differences(_training(old_train), _training(train_cfg))]
-    old_data = _read_json(os.path.join(logdir, DATASET_FILE))
+    changes = ["train." + d for d in changes_between(old_train, train_cfg, {ALLOWED})]
+    old_data = read_dataset_record(logdir)
     if old_data is not None and records.dataset is not None:
-        changes += ["data." + d for d in _differences(
+        changes += ["data." + d for d in _dict_differences(
             {k: old_data.get(k) for k in DATA_IDENTITY if k in old_data},
             {k: records.dataset.get(k) for k in DATA_IDENTITY if k in old_data})]
     if changes and not records.allow_config_change:
@@ -157,23 +152,33 @@ def _write_records(logdir, net_cfg, train_cfg, records, changes):
         _atomic_write(os.path.join(logdir, DATASET_FILE), json.dumps(records.dataset, indent=2))
 
 
-def _differences(old: dict, new: dict) -> list:
+def changes_between(old, new, policies) -> list:
+    """The fields of two configurations of one class that differ, among the
+    fields whose `resume` is one of `policies`."""
+    return [f"{f.name}: {getattr(old, f.name)!r} -> {getattr(new, f.name)!r}"
+            for f in dataclasses.fields(new) if f.metadata.get("resume") in policies
+            and getattr(old, f.name) != getattr(new, f.name)]
+
+
+def _dict_differences(old: dict, new: dict) -> list:
     return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}"
             for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
 
 
-def _training(cfg: TrainConfig) -> dict:
-    # XLA changes how the step runs, not what it computes.
-    d = cfg.to_dict()
-    d.pop("xla")
-    return d
-
-
-def _read_json(path: str) -> Optional[dict]:
+def read_dataset_record(logdir: str) -> Optional[dict]:
+    """The run's dataset.json (mel_tf.training.data.run_record), or None when it
+    has none; RunDirError when it cannot be read."""
+    path = os.path.join(logdir, DATASET_FILE)
     if not os.path.isfile(path):
         return None
-    with open(path) as f:
-        return json.load(f)
+    try:
+        with open(path) as f:
+            record = json.load(f)
+    except (OSError, ValueError) as e:
+        raise RunDirError(f"cannot read {path}: {first_line(e)}") from e
+    if not isinstance(record, dict):
+        raise RunDirError(f"cannot read {path}: not a JSON object")
+    return record
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
@@ -204,8 +209,7 @@ def save_checkpoint(manager: tf.train.CheckpointManager, step: int) -> str:
     try:
         return manager.save(checkpoint_number=step)
     except (OSError, tf.errors.OpError) as e:
-        reason = (e.strerror if isinstance(e, OSError) and e.strerror
-                  else str(getattr(e, "message", e)).strip().splitlines()[0])
+        reason = first_line(e)
         kept = manager.latest_checkpoint
         raise RunDirError(
             f"could not write the checkpoint of step {step} in {manager.directory} ({reason}); "
@@ -230,16 +234,15 @@ def load_ema_generator(logdir: str, dtype_policy: str = "float32"):
     ckpt_path = latest_checkpoint(logdir)
     if ckpt_path is None:
         raise RunDirError(f"{logdir} has no checkpoint yet")
-    from mel_tf.networks import Generator  # networks pull in Keras; config readers need not
-    net_cfg = net_cfg.replace(dtype_policy=dtype_policy)
-    generator = Generator(net_cfg, name="generator_ema")
+    from mel_tf.training.networks import Generator  # networks pull in Keras; config readers need not
+    generator = Generator(net_cfg, name="generator_ema", dtype_policy=dtype_policy)
     state = RunState()
     try:
         tf.train.Checkpoint(generator_ema=generator, state=state).restore(
             ckpt_path).expect_partial().assert_existing_objects_matched()
     except (AssertionError, ValueError, tf.errors.OpError) as e:
         raise RunDirError(f"checkpoint {ckpt_path} does not match {CONFIG_FILE}: "
-                          f"{str(e).splitlines()[0]}") from e
+                          f"{first_line(e)}") from e
     return generator, net_cfg, train_cfg, int(state.images_shown.numpy())
 
 

@@ -14,9 +14,9 @@ Every model maps latents z (float32 [N, latent_dim], input name "z") to icons
 (uint8 [N, R, R, 3], RGB, output name "icons"); the conversion from the
 network's data range to 0..255 (`network_to_uint8`) is inside the graph, so an
 app only feeds latents and reads pixels. How a seed becomes z is documented in
-`mel_tf.seeds.latents_for_seed` and repeated in every JSON. The signature's
-names and the loading of a run belong to mel_tf.serving; the graph is laid out
-for LiteRT by mel_tf.litert_layout.
+`mel_tf.deploy.seeds.latents_for_seed` and repeated in every JSON. The signature's
+names and the loading of a run belong to mel_tf.deploy.serving; the graph is laid out
+for LiteRT by mel_tf.deploy.litert_layout.
 
 The exported network is the EMA generator at one stage with the fade finished
 (a = 1). By default that is the highest resolution whose phase has finished
@@ -25,10 +25,9 @@ asked (`allow_partial_fade`), and then also at a = 1.
 
 Quantization. "float16" stores the weights as float16 (half the size, float32
 maths). "int8" is dynamic-range quantization: int8 weights, float32 activations.
-Full-integer quantization (int8 activations calibrated on N(0, 1) latents) was
-measured too and lost more: on a 64x64 full-width seed generator its icons were
-35.4 dB PSNR from float32 against 40.2 dB for dynamic range, with no speed gain
-on XNNPack, so only dynamic range is offered.
+Full-integer quantization (int8 activations calibrated on N(0, 1) latents) is
+not offered: it lost more quality than dynamic range for no speed gain on
+XNNPack (docs/performance.md).
 
 Metadata. The `tflite_support` metadata writer would need protobuf 3 and so
 cannot be installed beside TensorFlow 2.21; the JSON beside each .tflite is the
@@ -57,15 +56,18 @@ import tensorflow as tf
 
 import mel_tf
 from mel_tf.config import NetworkConfig
-from mel_tf.data import TWEMOJI_CREDIT
-from mel_tf.litert_layout import LiteRTGenerator
-from mel_tf.seeds import SEED_TO_Z, latents_for_seed
-from mel_tf.serving import (INPUT_NAME, OUTPUT_NAME, SIGNATURE_KEY, ModelLoadError,
-                            SavedModelIconModel, TFLiteIconModel, load_run_generator, first_line,
-                            serving_function)
+from mel_tf.errors import first_line
+from mel_tf.training import rundir
+from mel_tf.training.data import TWEMOJI_CREDIT
+from mel_tf.deploy import web as web_page
+from mel_tf.deploy import convert
+from mel_tf.deploy.convert import ExportError
+from mel_tf.deploy.litert_layout import LiteRTGenerator
+from mel_tf.deploy.seeds import SEED_TO_Z, latents_for_seed
+from mel_tf.deploy.serving import (INPUT_NAME, OUTPUT_NAME, SIGNATURE_KEY, ModelLoadError,
+                                   SavedModelIconModel, load_run_generator)
 
 SAVED_MODEL_DIR = "saved_model"
-DATASET_FILE = "dataset.json"
 QUANTIZE_MODES = ("none", "float16", "int8")
 # File stem and the description written into its JSON, per quantize mode.
 TFLITE_STEMS = {"none": "generator", "float16": "generator_float16", "int8": "generator_int8"}
@@ -77,16 +79,9 @@ WEB_DIR = "web"
 OWN_NAMES = (SAVED_MODEL_DIR, WEB_DIR) + tuple(
     stem + ext for stem in TFLITE_STEMS.values() for ext in (".tflite", ".json"))
 # Credit line of the built-in Twemoji dataset, for runs trained on it.
-# The exported float32 model may differ from Keras by one level of 255 (a
-# rounding boundary crossed by float noise), never more.
-MAX_FLOAT32_DIFF = 1
 VALIDATION_LATENTS = 8
 
-_logger = logging.getLogger("mel_tf.export")
-
-
-class ExportError(ValueError):
-    """An export that cannot be done as asked; the message is one line."""
+_logger = logging.getLogger("mel_tf.deploy.export")
 
 
 # ---- public API ---------------------------------------------------------------
@@ -110,7 +105,6 @@ def export_generator(logdir: str, out_dir: str, tflite: bool = False,
     parse_quantize(quantize)          # refuse a bad mode before the slow part
     _check_out_dir(out_dir, overwrite)
     if web:
-        from mel_tf import web as web_page
         web_page.check_litertjs()
     try:
         run = load_run_generator(logdir, resolution=resolution,
@@ -141,7 +135,7 @@ def export_from_generator(generator, out_dir: str, resolution: Optional[int] = N
     """Exports a `Generator` object at `resolution` (default: its target), a = 1.
 
     web: also write out_dir/web/, the browser page with a batch-1 .tflite
-    (`mel_tf.web.write_page`); it needs the LiteRT.js npm packages installed.
+    (`mel_tf.deploy.web.write_page`); it needs the LiteRT.js npm packages installed.
 
     The generator itself is left untouched (a float32 copy is exported).
     `description` entries are added to every JSON. Returns
@@ -160,7 +154,6 @@ def export_from_generator(generator, out_dir: str, resolution: Optional[int] = N
         tflite = True
     _check_out_dir(out_dir, overwrite)
     if web:
-        from mel_tf import web as web_page
         web_page.check_litertjs()
     net_cfg = generator.cfg
     resolution = net_cfg.resolution if resolution is None else resolution
@@ -173,7 +166,7 @@ def export_from_generator(generator, out_dir: str, resolution: Optional[int] = N
     net = LiteRTGenerator(trained)
     z_check = np.random.default_rng(2024).standard_normal(
         (VALIDATION_LATENTS, net_cfg.latent_dim)).astype(np.float32)
-    reference = icons_from_generator(trained, z_check) if validate else None
+    reference = convert.icons_from_generator(trained, z_check) if validate else None
 
     out_dir = os.path.abspath(out_dir)
     created_parents = _make_parents(out_dir)
@@ -215,13 +208,10 @@ def _export_saved_model(net, tmp: str, out_dir: str, z_check: np.ndarray,
     Returns its path in tmp and its summary entry (paths as they will be in out_dir).
     """
     path = os.path.join(tmp, SAVED_MODEL_DIR)
-    write_saved_model(net, path)
+    convert.write_saved_model(net, path)
     diff = None
     if reference is not None:
-        diff = _max_abs_diff(_run_saved_model(path, z_check), reference)
-        if diff > MAX_FLOAT32_DIFF:
-            raise ExportError(f"the SavedModel differs from the Keras generator by "
-                              f"{diff}/255 (at most {MAX_FLOAT32_DIFF} allowed)")
+        diff = convert.check_float32(_run_saved_model(path, z_check), reference, "the SavedModel")
     return path, {"path": os.path.join(out_dir, SAVED_MODEL_DIR),
                   "bytes": _tree_bytes(path), "max_abs_diff": diff}
 
@@ -237,7 +227,7 @@ def _export_tflites(saved_model: str, modes: List[str], tmp: str, out_dir: str,
         if mode == "none":
             float_icons = icons
         if icons is not None:
-            entry["psnr_db"] = psnr(icons, float_icons)
+            entry["psnr_db"] = convert.psnr(icons, float_icons)
         stem = TFLITE_STEMS[mode]
         log(f"{stem}.tflite: {entry['bytes'] / 1e6:.2f} MB" + _diff_note(entry, "tflite"))
         json_files[stem + ".json"] = dict(
@@ -258,19 +248,16 @@ def _export_tflite(saved_model: str, mode: str, tmp: str, out_dir: str,
     stem = TFLITE_STEMS[mode]
     path = os.path.join(tmp, stem + ".tflite")
     with open(path, "wb") as f:
-        f.write(convert_to_tflite(saved_model, mode))
+        f.write(convert.convert_to_tflite(saved_model, mode))
     entry = {"path": os.path.join(out_dir, stem + ".tflite"),
              "json": os.path.join(out_dir, stem + ".json"), "quantize": mode,
              "bytes": os.path.getsize(path), "max_abs_diff": None, "psnr_db": None}
     if reference is None:
         return entry, None
-    icons = run_tflite(path, z_check)
-    _check_icons(icons, z_check.shape[0], reference.shape[1], path)
-    entry["max_abs_diff"] = _max_abs_diff(icons, reference)
-    if mode == "none" and entry["max_abs_diff"] > MAX_FLOAT32_DIFF:
-        raise ExportError(f"the float32 .tflite differs from the Keras generator by "
-                          f"{entry['max_abs_diff']}/255 (at most {MAX_FLOAT32_DIFF} "
-                          f"allowed); nothing was written")
+    icons = convert.run_tflite(path, z_check)
+    convert.check_icons(icons, z_check.shape[0], reference.shape[1], path)
+    entry["max_abs_diff"] = (convert.check_float32(icons, reference, "the float32 .tflite")
+                             if mode == "none" else convert.max_abs_diff(icons, reference))
     return entry, icons
 
 
@@ -309,71 +296,6 @@ def parse_quantize(quantize: Union[str, Iterable[str]]) -> List[str]:
     return modes or ["none"]
 
 
-# ---- the graph and its conversions -------------------------------------------------
-
-def icons_from_generator(generator, z: np.ndarray) -> np.ndarray:
-    """uint8 icons of a Keras generator at its current stage (eager)."""
-    return serving_function(generator)(tf.constant(z, tf.float32))[OUTPUT_NAME].numpy()
-
-
-def write_saved_model(generator, path: str, batch_size: Optional[int] = None):
-    """A SavedModel of the generator's current stage with the serving signature.
-
-    batch_size None leaves the batch dimension of z dynamic; a number fixes it
-    (LiteRT.js runs only static shapes).
-
-    Written through keras.export.ExportArchive: with Keras 3 variables, a plain
-    tf.Module + tf.saved_model.save gives a SavedModel that TensorFlow itself
-    loads correctly but that the TFLite converter reads with garbage weights
-    (measured: wrong icons, NaN), while an ExportArchive converts faithfully.
-    """
-    import keras
-    archive = keras.export.ExportArchive()
-    archive.track(generator)
-    archive.add_endpoint(SIGNATURE_KEY, serving_function(generator), input_signature=[
-        tf.TensorSpec([batch_size, generator.cfg.latent_dim], tf.float32, name=INPUT_NAME)])
-    archive.write_out(path, verbose=False)
-
-
-def convert_to_tflite(saved_model: str, quantize: str = "none") -> bytes:
-    """The LiteRT flatbuffer of a SavedModel's serving signature.
-
-    tf.lite.TFLiteConverter is still the converter that ships with TensorFlow
-    2.21 (the ai-edge-litert package has the runtime, not a converter for
-    TensorFlow graphs). Built-in ops only, so the model runs on the plain
-    LiteRT runtime of a phone without the Flex delegate.
-    """
-    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model, signature_keys=[SIGNATURE_KEY])
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    if quantize == "float16":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_types = [tf.float16]
-    elif quantize == "int8":
-        # Dynamic range: no representative dataset, so activations stay float32.
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    elif quantize != "none":
-        raise ExportError(f"unknown quantize mode {quantize!r}")
-    try:
-        return converter.convert()
-    except Exception as e:  # the converter raises several unrelated types
-        raise ExportError(f"TFLite conversion ({quantize}) failed: {first_line(e)}") from e
-
-
-def run_tflite(path: str, z: np.ndarray, num_threads: Optional[int] = None) -> np.ndarray:
-    """Icons from a .tflite file through its serving signature (ai-edge-litert)."""
-    try:
-        model = TFLiteIconModel(path, num_threads=num_threads)
-    except ModelLoadError as e:
-        raise ExportError(first_line(e)) from e
-    return model(z)
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """Peak signal-to-noise ratio of two uint8 image batches in dB (inf if equal)."""
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return math.inf if mse == 0 else float(10.0 * np.log10(255.0 ** 2 / mse))
-
-
 # ---- helpers ------------------------------------------------------------------------
 
 def _describe(net_cfg: NetworkConfig, resolution: int, extra: Optional[dict]) -> dict:
@@ -406,14 +328,11 @@ def _describe(net_cfg: NetworkConfig, resolution: int, extra: Optional[dict]) ->
 def _dataset_info(logdir: str, credit: Optional[str], log) -> dict:
     """{"name", "credit"} from logdir/dataset.json, the credit overridden by `credit`."""
     info = {"name": None, "credit": None}
-    path = os.path.join(logdir, DATASET_FILE)
-    if os.path.isfile(path):
-        try:
-            with open(path) as f:
-                found = json.load(f)
-            info.update({k: found.get(k) for k in ("name", "credit")})
-        except (OSError, ValueError, AttributeError) as e:
-            log(f"ignoring unreadable {path}: {first_line(e)}")
+    try:
+        found = rundir.read_dataset_record(logdir) or {}
+        info.update({k: found.get(k) for k in ("name", "credit")})
+    except rundir.RunDirError as e:
+        log(f"ignoring the dataset record: {first_line(e)}")
     if credit:
         info["credit"] = credit
     if not info["credit"]:
@@ -424,8 +343,8 @@ def _dataset_info(logdir: str, credit: Optional[str], log) -> dict:
 
 def _float32_copy(generator, resolution: int):
     """A float32 generator with the same weights, at `resolution` with fading off."""
-    from mel_tf.networks import Generator
-    copy = Generator(generator.cfg.replace(dtype_policy="float32"), name="generator_ema")
+    from mel_tf.training.networks import Generator
+    copy = Generator(generator.cfg, name="generator_ema")
     if len(copy.weights) != len(generator.weights):
         raise ExportError("the generator does not match its own configuration")
     for target, source in zip(copy.weights, generator.weights):
@@ -436,16 +355,6 @@ def _float32_copy(generator, resolution: int):
 
 def _run_saved_model(path: str, z: np.ndarray) -> np.ndarray:
     return SavedModelIconModel(path)(z)
-
-
-def _check_icons(icons: np.ndarray, n: int, resolution: int, path: str):
-    if icons.dtype != np.uint8 or icons.shape != (n, resolution, resolution, 3):
-        raise ExportError(f"{os.path.basename(path)} gives {icons.dtype} {icons.shape}, "
-                          f"expected uint8 {(n, resolution, resolution, 3)}")
-
-
-def _max_abs_diff(a: np.ndarray, b: np.ndarray) -> int:
-    return int(np.max(np.abs(a.astype(np.int32) - b.astype(np.int32))))
 
 
 def _json_number(x):

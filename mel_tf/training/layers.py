@@ -119,9 +119,9 @@ def _safe_sqrt(x):
 
     d sqrt(x)/dx is infinite at 0, and 0 * inf is NaN: a feature vector that is
     exactly zero (pixel norm) or identical over a batch (MiniBatchStd), on a
-    path whose upstream gradient is 0 (a new block at a = 0), turned the whole
-    network into NaN in the first step of the demo's 16x16 fade under XLA.
-    The floor, 1e-20, moves no value by more than 1e-10.
+    path whose upstream gradient is 0 (a new block at a = 0, as at the start of
+    every fade), would turn the whole network into NaN. The floor, 1e-20, moves
+    no value by more than 1e-10.
     """
     return tf.sqrt(tf.maximum(x, 1e-20))
 

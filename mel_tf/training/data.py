@@ -36,7 +36,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageOps
 
-from mel_tf.config import BUILTIN_DATASETS, DataConfig, check_resolution
+from mel_tf.config import BUILTIN_DATASETS, WHITE, DataConfig, check_resolution, check_rgb
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -97,10 +97,6 @@ class ImageSet:
     def __len__(self) -> int:
         return len(self.sources)
 
-    @property
-    def num_images(self) -> int:
-        return len(self.sources)
-
     def images(self, resolution: int) -> np.ndarray:
         """uint8 [N, R, R, 3], read-only (it is shared between calls)."""
         check_resolution(resolution)
@@ -117,12 +113,6 @@ class ImageSet:
             out.flags.writeable = False
             self._by_resolution[resolution] = out
         return self._by_resolution[resolution]
-
-    def dataset(self, resolution: int, batch_size: int, seed: int, start_step: int = 0,
-                extra_fn: Optional[ExtraFn] = None) -> tf.data.Dataset:
-        """`batch_dataset` over `images(resolution)`, with this set's name in its errors."""
-        return batch_dataset(self.images(resolution), batch_size, seed, start_step,
-                             extra_fn=extra_fn, source=self.report.source)
 
 
 def describe(image_set: ImageSet) -> dict:
@@ -179,7 +169,7 @@ def resize_square(image: np.ndarray, resolution: int) -> np.ndarray:
 
 
 def open_dataset(data_dir: Optional[str] = None, dataset: Optional[str] = None, *,
-                 max_resolution: int, background: Background = (255, 255, 255),
+                 max_resolution: int, background: Background = WHITE,
                  cache_dir: Optional[str] = None, log=None) -> ImageSet:
     """The images of a directory (`data_dir`) or of a built-in `dataset`: exactly one.
 
@@ -206,20 +196,13 @@ def open_dataset(data_dir: Optional[str] = None, dataset: Optional[str] = None, 
 
 # ---- decoding ------------------------------------------------------------------
 
-def _check_background(background) -> Background:
-    bg = tuple(int(c) for c in background)
-    if len(bg) != 3 or not all(0 <= c <= 255 for c in bg):
-        raise ValueError(f"background must be three integers in [0, 255], got {background!r}")
-    return bg  # type: ignore[return-value]
-
-
-def to_rgb(image: Image.Image, background: Background = (255, 255, 255)) -> np.ndarray:
+def to_rgb(image: Image.Image, background: Background = WHITE) -> np.ndarray:
     """Any PIL image -> uint8 [H, W, 3], transparency composited on `background`.
 
     16-bit greyscale ("I;16*", and "I", which is how PIL may decode 16-bit
     PNGs) is scaled by 255/65535 rather than clipped at 255.
     """
-    background = _check_background(background)
+    background = check_rgb(background)
     if image.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N"):
         wide = np.asarray(image).astype(np.float64)
         grey = Image.fromarray(np.rint(np.clip(wide, 0, 65535) / 257.0).astype(np.uint8), "L")
@@ -242,7 +225,7 @@ def center_crop(image: np.ndarray) -> np.ndarray:
     return image[top:top + side, left:left + side]
 
 
-def decode_image(path: str, background: Background = (255, 255, 255),
+def decode_image(path: str, background: Background = WHITE,
                  max_size: Optional[int] = None) -> np.ndarray:
     """One file -> square uint8 [S, S, 3]: first frame, EXIF orientation applied,
     transparency composited, centre-cropped, box-downscaled to `max_size` if larger."""
@@ -265,7 +248,7 @@ def find_images(data_dir: str) -> List[str]:
     return found
 
 
-def load_folder(data_dir: str, background: Background = (255, 255, 255),
+def load_folder(data_dir: str, background: Background = WHITE,
                 max_size: Optional[int] = None, log=None) -> ImageSet:
     """Every image below `data_dir`, recursively, decoded once (see `decode_image`).
 
@@ -275,7 +258,7 @@ def load_folder(data_dir: str, background: Background = (255, 255, 255),
     this module's logger.
     """
     log = log or _LOGGER
-    background = _check_background(background)
+    background = check_rgb(background)
     if not os.path.exists(data_dir):
         raise FileNotFoundError(f"data directory {data_dir} does not exist")
     if not os.path.isdir(data_dir):
@@ -313,8 +296,8 @@ def default_cache_dir() -> str:
 
 
 def twemoji_face_names() -> List[str]:
-    """The asset names of the built-in dataset, shipped in mel_tf/twemoji_faces.txt."""
-    text = importlib.resources.files("mel_tf").joinpath("twemoji_faces.txt").read_text()
+    """The asset names of the built-in dataset, shipped in mel_tf/training/twemoji_faces.txt."""
+    text = importlib.resources.files("mel_tf.training").joinpath("twemoji_faces.txt").read_text()
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
@@ -373,7 +356,7 @@ def _write_npz_atomically(path: str, **arrays) -> None:
         raise
 
 
-def load_twemoji_faces(resolution: int, background: Background = (255, 255, 255),
+def load_twemoji_faces(resolution: int, background: Background = WHITE,
                        cache_dir: Optional[str] = None, names: Optional[Sequence[str]] = None,
                        log=None) -> ImageSet:
     """The built-in dataset: twemoji face icons rasterised at `resolution` on `background`.
@@ -385,7 +368,7 @@ def load_twemoji_faces(resolution: int, background: Background = (255, 255, 255)
     """
     log = log or _LOGGER
     check_resolution(resolution)
-    background = _check_background(background)
+    background = check_rgb(background)
     names = list(twemoji_face_names() if names is None else names)
     path = _twemoji_cache_path(cache_dir or default_cache_dir(), resolution, background, names)
 
@@ -474,10 +457,10 @@ def batch_dataset(images: np.ndarray, batch_size: int, seed: int, start_step: in
                   source: str = "the data set") -> tf.data.Dataset:
     """An endless tf.data.Dataset of batches start_step, start_step + 1, ...
 
-    Each element is a dict {"images": uint8 [B, R, R, 3], "step": int64 scalar}
-    plus, if `extra_fn` is given, the arrays of `extra_fn(step)` (for example
-    the step's latents), so that a tf.distribute strategy splits them along
-    with the images. `extra_fn` must be a pure function of the step that
+    Each element is a dict {"images": uint8 [B, R, R, 3], "steps": int64 [B]}
+    (the batch's step in every row, so that a tf.distribute strategy splits it
+    with the images) plus, if `extra_fn` is given, the arrays of
+    `extra_fn(step)` (for example the step's latents), split the same way. `extra_fn` must be a pure function of the step that
     returns the same keys, dtypes and shapes every time; all shapes are static.
     """
     images = np.asarray(images)
@@ -493,7 +476,7 @@ def batch_dataset(images: np.ndarray, batch_size: int, seed: int, start_step: in
     extra_spec: List[Tuple[str, np.dtype, Tuple[int, ...]]] = []
     if extra_fn is not None:
         for key, value in extra_fn(start_step).items():
-            if key in ("images", "step"):
+            if key in ("images", "steps"):
                 raise ValueError(f"extra_fn may not return the key {key!r}")
             value = np.asarray(value)
             extra_spec.append((key, value.dtype, value.shape))
@@ -523,7 +506,7 @@ def batch_dataset(images: np.ndarray, batch_size: int, seed: int, start_step: in
             fetch, [step], [tf.uint8] + [tf.as_dtype(d) for _, d, _ in extra_spec],
             stateful=False)
         tensors[0].set_shape(batch_shape)
-        out = {"images": tensors[0], "step": step}
+        out = {"images": tensors[0], "steps": tf.fill([batch_size], step)}
         for (key, _, shape), tensor in zip(extra_spec, tensors[1:]):
             tensor.set_shape(shape)
             out[key] = tensor

@@ -10,7 +10,7 @@ stores it resumes exactly, mid-fade included.
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import List, Mapping, Optional
 
 from mel_tf.config import MIN_RESOLUTION, resolutions_up_to
 
@@ -86,28 +86,19 @@ class Schedule:
             last = len(self.phases) - 1
             return Position(last, self.phases[last], self.phases[last].images, 1.0, True)
         index = max(i for i, s in enumerate(self.starts) if s <= images_shown)
-        phase = self.phases[index]
         into = images_shown - self.starts[index]
-        alpha = into / phase.images if phase.fading else 1.0
-        return Position(index, phase, into, alpha, False)
+        return Position(index, self.phases[index], into, self.alpha(index, images_shown), False)
+
+    def alpha(self, index: int, images_shown: int) -> float:
+        """The fade's a in phase `index` after `images_shown` images: linear in the
+        images shown over the fade, 1 outside fades."""
+        phase = self.phases[index]
+        if not phase.fading:
+            return 1.0
+        return (images_shown - self.starts[index]) / phase.images
 
     def phase_end(self, index: int) -> int:
         return self.starts[index] + self.phases[index].images
-
-    def describe(self) -> List[Tuple[str, int]]:
-        return [(p.name, p.images) for p in self.phases]
-
-
-def parse_resolution_map(text: str, value_type=float) -> Dict[int, float]:
-    """'4:64,8:64,16:32' -> {4: 64, 8: 64, 16: 32}; '' -> {}."""
-    result = {}
-    for item in filter(None, (s.strip() for s in text.split(","))):
-        try:
-            key, value = item.split(":")
-            result[int(key)] = value_type(value)
-        except ValueError:
-            raise ValueError(f"expected RESOLUTION:VALUE pairs like '4:64,8:32', got {item!r}")
-    return result
 
 
 def schedule_for(net_cfg, train_cfg) -> Schedule:

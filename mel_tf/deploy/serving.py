@@ -18,8 +18,9 @@ from typing import Optional
 
 import numpy as np
 
+from mel_tf.errors import first_line
 from mel_tf.config import MIN_RESOLUTION, NetworkConfig, TrainConfig
-from mel_tf.schedule import schedule_for
+from mel_tf.training.schedule import schedule_for
 
 SIGNATURE_KEY = "serving_default"
 INPUT_NAME = "z"
@@ -119,16 +120,9 @@ def load_model(path: str, num_threads: Optional[int] = None):
                          f"folder, an export folder or a run directory)")
 
 
-def first_line(e: BaseException) -> str:
-    """The first line of an exception's message, to quote inside another message
-    (mel_tf.cli.one_line instead joins all of it, for a program's own error line)."""
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
-
-
 def serving_function(generator):
     """z [N, latent_dim] float32 -> {"icons": uint8 [N, R, R, 3]} at the generator's stage."""
-    from mel_tf.networks import network_to_uint8
+    from mel_tf.training.networks import network_to_uint8
     cfg = generator.cfg
 
     def icons(z):
@@ -141,7 +135,7 @@ def serving_function(generator):
 @dataclasses.dataclass
 class LoadedRun:
     """The EMA generator of a run, set to the stage chosen for export."""
-    generator: object            # mel_tf.networks.Generator, at `resolution`, fading off
+    generator: object            # mel_tf.training.networks.Generator, at `resolution`, fading off
     net_cfg: NetworkConfig
     train_cfg: TrainConfig
     images_shown: int
@@ -159,7 +153,7 @@ def load_run_generator(logdir: str, resolution: Optional[int] = None,
     not finished needs allow_partial_fade; a stage not reached yet is refused.
     Raises ModelLoadError with a one-line message for every unusable run.
     """
-    from mel_tf import rundir                   # imports TensorFlow
+    from mel_tf.training import rundir                   # imports TensorFlow
     try:
         generator, net_cfg, train_cfg, images_shown = rundir.load_ema_generator(logdir)
     except (ValueError, KeyError, TypeError, OSError) as e:  # RunDirError, bad config.json
