@@ -396,3 +396,110 @@ def test_evaluate_images_of_small_and_too_small_images():
     tiny = np.zeros((8, 4, 4, 3), np.uint8)
     with pytest.raises(ValueError, match="at least 7x7"):
         metrics.evaluate_images(tiny, tiny, seed=0)
+
+
+# ---- copy check -------------------------------------------------------------------------
+
+def flat(levels, size=64):
+    """uint8 [len(levels), size, size, 3]: flat icons, one (r, g, b) or grey level each."""
+    rgb = np.array([(v, v, v) if np.isscalar(v) else v for v in levels], np.uint8)
+    return np.broadcast_to(rgb[:, None, None, :], (len(levels), size, size, 3)).copy()
+
+
+def test_copy_check_finds_an_exact_copy_at_distance_zero():
+    rng = np.random.default_rng(7)
+    training = smooth_blobs(40, 64, rng)
+    held_out = smooth_blobs(20, 64, rng)
+    generated = rng.integers(0, 256, (12, 64, 64, 3), dtype=np.uint8)   # noise: no copies
+    generated[3] = training[7]
+    result = metrics.copy_check(generated, training, held_out, closest=5)
+    assert result["closest"][0] == {"generated": 3, "training": 7, "distance": 0.0}
+    assert len(result["closest"]) == 5
+    distances = [p["distance"] for p in result["closest"]]
+    assert distances == sorted(distances) and distances[1] > 0.2     # noise is far from blobs
+    gen = result["generated"]
+    assert gen["count"] == 12 and gen["min"] == 0.0
+    assert gen["near_copies"] == gen["under_absolute"] == pytest.approx(1 / 12)
+    assert result["reference"]["kind"] == "held_out" and result["reference"]["count"] == 20
+    assert 0 < result["near_copy_threshold"] == result["reference"]["p1"] < distances[1]
+    assert result["absolute_threshold"] == metrics.NEAR_COPY_ABSOLUTE == 0.01
+    assert result["distance"] == "RMS difference of pixel values in [0, 1] at 64x64"
+    assert json.loads(json.dumps(result)) == result
+
+
+def test_copy_check_reference_of_held_out_icons():
+    training = flat([0, 50, 100, 150, 200, 250])
+    held_out = flat([10, 60, 120, 255])          # nearest: 0, 50, 100 (or 150), 250
+    generated = flat([26, (250, 250, 220)])      # 26 -> 50; off-white -> 250
+    result = metrics.copy_check(generated, training, held_out)
+    ref = result["reference"]
+    # Distances 10, 10, 20, 5 (/ 255); numpy's linear percentiles of [5, 10, 10, 20].
+    assert ref["min"] == pytest.approx(5 / 255)
+    assert ref["p1"] == pytest.approx((5 + 0.03 * 5) / 255)
+    assert ref["p5"] == pytest.approx((5 + 0.15 * 5) / 255)
+    assert ref["p50"] == pytest.approx(10 / 255)
+    assert ref["near_copies"] == 0.25 and ref["under_absolute"] == 0.0
+    # Off-white against grey 250: RMS of (0, 0, 30) over the three channels.
+    closest = result["closest"]
+    assert closest[0] == {"generated": 1, "training": 5,
+                          "distance": pytest.approx(30 / 255 / np.sqrt(3))}
+    assert closest[1] == {"generated": 0, "training": 1, "distance": pytest.approx(24 / 255)}
+    assert result["generated"]["near_copies"] == 0.0
+
+
+def test_copy_check_without_held_out_icons_uses_leave_one_out():
+    training = flat([0, 50, 100, 150, 200, 250, 252])
+    result = metrics.copy_check(flat([100, 140]), training)
+    ref = result["reference"]
+    assert ref["kind"] == "leave_one_out" and ref["count"] == 7
+    # Each grey's nearest other grey: 50 apart, except 250 and 252 (2 apart).
+    # Sorted: 2, 2, 50, 50, 50, 50, 50; percentiles 1 and 5 lie between the two 2s.
+    assert ref["min"] == ref["p1"] == ref["p5"] == pytest.approx(2 / 255)
+    assert ref["p50"] == pytest.approx(50 / 255)
+    assert result["near_copy_threshold"] == ref["p1"]
+    assert ref["under_absolute"] == pytest.approx(2 / 7)     # 2 / 255 = 0.0078 <= 0.01
+    assert result["generated"]["near_copies"] == 0.5         # the copy of 100; 140 is 10 away
+
+
+def test_copy_check_averages_big_icons_down_to_64():
+    checker = np.indices((128, 128)).sum(axis=0) % 2 * 255    # 0/255 pixel checkerboard
+    icon = np.repeat(checker[None, :, :, None], 3, axis=3).astype(np.uint8)
+    training = np.concatenate([flat([128, 20], 128), icon])
+    result = metrics.copy_check(np.concatenate([icon, flat([127], 128)]), training)
+    # Averaged over 2x2 blocks the checkerboard is grey 127.5: 0.5 / 255 from grey 128.
+    assert result["closest"][0] == {"generated": 0, "training": 2, "distance": 0.0}
+    assert result["closest"][1]["distance"] == pytest.approx(0.5 / 255, abs=1e-7)
+    assert result["closest"][1]["training"] in (0, 2)
+    small = metrics.copy_check(flat([1, 2], 32), flat([1, 3], 32))
+    assert small["distance"].endswith("at 32x32")
+
+
+def test_nearest_neighbours_match_brute_force_in_chunks():
+    rng = np.random.default_rng(8)
+    keys = rng.uniform(0, 1, (50, 30)).astype(np.float32)
+    queries = rng.uniform(0, 1, (23, 30)).astype(np.float32)
+    all_d = np.sqrt(np.mean((queries[:, None].astype(np.float64) - keys[None]) ** 2, axis=2))
+    index, distance = metrics.nearest_neighbours(queries, keys, chunk=7)
+    np.testing.assert_array_equal(index, all_d.argmin(axis=1))
+    np.testing.assert_allclose(distance, all_d.min(axis=1), rtol=1e-12)
+    self_d = np.sqrt(np.mean((keys[:, None].astype(np.float64) - keys[None]) ** 2, axis=2))
+    np.fill_diagonal(self_d, np.inf)
+    index, distance = metrics.nearest_neighbours(keys, keys, exclude_self=True, chunk=7)
+    np.testing.assert_array_equal(index, self_d.argmin(axis=1))
+    np.testing.assert_allclose(distance, self_d.min(axis=1), rtol=1e-12)
+
+
+def test_copy_check_vectors_shape_and_errors():
+    vectors = metrics.copy_check_vectors(flat([0, 255], 256))
+    assert vectors.shape == (2, 64 * 64 * 3) and vectors.dtype == np.float32
+    assert vectors[0].max() == 0.0 and vectors[1].min() == 1.0
+    with pytest.raises(TypeError, match="uint8"):
+        metrics.copy_check(flat([0, 1]).astype(np.float32), flat([0, 1]))
+    with pytest.raises(ValueError, match="one size"):
+        metrics.copy_check(flat([0, 1], 32), flat([0, 1], 64))
+    with pytest.raises(ValueError, match="held_out needs at least 2"):
+        metrics.copy_check(flat([0, 1]), flat([0, 1]), flat([0]))
+    with pytest.raises(ValueError, match="96 is not a multiple of 64"):
+        metrics.copy_check(flat([0, 1], 96), flat([0, 1], 96))
+    with pytest.raises(ValueError, match="leave-one-out"):
+        metrics.nearest_neighbours(np.zeros((3, 4)), np.zeros((2, 4)), exclude_self=True)

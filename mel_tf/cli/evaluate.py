@@ -6,6 +6,13 @@
 Prints one JSON object: {"swd": {"<res>": ..., "avg": ...}, "ms_ssim_fake": ...,
 "ms_ssim_real": ..., "num_images": N, "resolution": R}, plus "fid" and "kid"
 when --inception names a local feature-extractor file (nothing is downloaded).
+
+    python evaluate.py --logdir=runs/demo --copy_check=closest.png [--held_out_dir=DIR]
+
+also checks whether the generator copies its training icons (the real images
+above): "copy_check" in the JSON (see mel_tf.metrics.copy_check) and a PNG of
+the 16 generated icons closest to a training icon, one pair a row (generated |
+nearest training icon), nearest first, as listed under "closest".
 """
 
 from __future__ import annotations
@@ -34,6 +41,12 @@ flags.DEFINE_integer("num_images", 1000, "Images per set (fewer if the real set 
 flags.DEFINE_integer("seed", 0, "Seed of the latents, the real subset and the metrics' draws.")
 flags.DEFINE_string("inception", None, "Local Inception feature-extractor file for FID/KID.")
 flags.DEFINE_string("out", None, "Also write the JSON object to this file.")
+flags.DEFINE_string("copy_check", None, "Also check --num_images generated icons for copies "
+                    "of the training icons (the real images): figures under \"copy_check\" "
+                    "in the JSON, and a grid of the closest pairs written to this PNG file.")
+flags.DEFINE_string("held_out_dir", None, "Folder of real icons of the same kind that the run "
+                    "did not train on: the copy check's reference (default: the training "
+                    "icons' distances to each other).")
 
 
 def data_config(run_dir) -> DataConfig:
@@ -66,6 +79,50 @@ def _recorded_data(run_dir):
         return None
 
 
+def check_copy_check_flags():
+    """Bad --copy_check / --held_out_dir values fail before any icon is generated."""
+    if F.held_out_dir is not None and F.copy_check is None:
+        raise ValueError("--held_out_dir is the copy check's reference; give --copy_check too")
+    if F.copy_check is not None:
+        folder = os.path.dirname(os.path.abspath(F.copy_check))
+        if not os.path.isdir(folder):
+            raise FileNotFoundError(f"--copy_check: no folder {folder} for the PNG")
+    if F.held_out_dir is not None and not os.path.isdir(F.held_out_dir):
+        raise FileNotFoundError(f"--held_out_dir: no folder {F.held_out_dir}")
+
+
+def generate(model, latents):
+    """uint8 icons from `latents`, 64 or so at a time."""
+    import numpy as np
+    return np.concatenate([model(z) for z in np.array_split(latents, max(1, len(latents) // 64))])
+
+
+def copy_check_figures(model, image_set, fake, data_cfg) -> dict:
+    """The copy check of --num_images icons (`fake`, the scored ones, first; the
+    same seed's next latents after them) against every real icon; writes the
+    grid of the closest pairs to --copy_check."""
+    import numpy as np
+
+    from mel_tf import data as data_lib
+    from mel_tf.images import image_grid, save_png
+    from mel_tf.metrics import copy_check
+    from mel_tf.seeds import latents_for_seed
+
+    if F.num_images > len(fake):
+        latents = latents_for_seed(F.seed, F.num_images, model.latent_dim)
+        fake = np.concatenate([fake, generate(model, latents[len(fake):])])
+    training = image_set.images(model.resolution)
+    held_out = None
+    if F.held_out_dir is not None:
+        held_cfg = DataConfig(data_dir=F.held_out_dir, background=data_cfg.background)
+        held_out = data_lib.open_data(held_cfg, model.resolution).images(model.resolution)
+    result = copy_check(fake, training, held_out)
+    pairs = [image for pair in result["closest"]
+             for image in (fake[pair["generated"]], training[pair["training"]])]
+    save_png(F.copy_check, image_grid(np.stack(pairs), columns=2, min_cell=64))
+    return {**result, "grid": F.copy_check, "held_out_dir": F.held_out_dir}
+
+
 def main(argv):
     del argv
     import numpy as np
@@ -78,6 +135,7 @@ def main(argv):
     try:
         if (F.logdir is None) == (F.model is None):
             raise ValueError("give exactly one of --logdir and --model")
+        check_copy_check_flags()
         run_dir = F.logdir or (F.model if os.path.isdir(F.model or "") else None)
         data_cfg = data_config(run_dir)
         model = load_model(F.logdir or F.model)
@@ -85,9 +143,10 @@ def main(argv):
         n = min(F.num_images, len(image_set))
         rng = np.random.default_rng([F.seed, 0x4556])
         real = image_set.images(model.resolution)[rng.choice(len(image_set), n, replace=False)]
-        fake = np.concatenate([model(z) for z in np.array_split(
-            latents_for_seed(F.seed, n, model.latent_dim), max(1, n // 64))])
+        fake = generate(model, latents_for_seed(F.seed, n, model.latent_dim))
         result = evaluate_images(real, fake, F.seed, inception_path=F.inception)
+        if F.copy_check is not None:
+            result["copy_check"] = copy_check_figures(model, image_set, fake, data_cfg)
     except (ValueError, OSError, ModuleNotFoundError) as e:
         fail(e)
     result["data"] = data_cfg.to_record()
