@@ -335,3 +335,17 @@ def test_command_line_control_errors_are_one_line(exported, tmp_path, args, mess
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("generate: error:") and message in last
     assert not (tmp_path / "out").exists()
+
+
+def test_tflite_generation_with_controls_never_imports_tensorflow(exported, tmp_path):
+    model_path = os.path.join(exported[1], "generator.tflite")
+    code = ("import sys\nfrom mel_tf import generate\n"
+            f"sys.argv = ['mel-generate', '--model={model_path}', '--variations_of=3', "
+            f"'--truncation=0.7', '--num=2', '--out={tmp_path}']\n"
+            "try:\n    generate.run()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "print('tensorflow' in sys.modules, len(sys.argv))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=REPO, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1].startswith("False")
+    assert sorted(os.listdir(tmp_path)) == ["grid.png", "variation_0000.png", "variation_0001.png"]
