@@ -15,9 +15,9 @@ Every model maps latents z (float32 [N, latent_dim], input name "z") to icons
 network's data range to 0..255 (`network_to_uint8`) is inside the graph, so an
 app only feeds latents and reads pixels. How a seed becomes z is documented in
 `mel_tf.seeds.latents_for_seed` and repeated in every JSON, with the rules of
-the two optional controls of a seed's latent (truncation and variations). The signature's
-names and the loading of a run belong to mel_tf.serving; the graph is laid out
-for LiteRT by mel_tf.litert_layout.
+the two optional controls of a seed's latent (truncation and variations). The
+signature's names and the loading of a run belong to mel_tf.serving; the graph
+is laid out for LiteRT by mel_tf.litert_layout.
 
 The exported network is the EMA generator at one stage with the fade finished
 (a = 1). By default that is the highest resolution whose phase has finished

@@ -9,7 +9,8 @@ Command line:
         writes DIR/icon_0000.png ... and DIR/grid.png
     python -m mel_tf.generate --model=PATH --interpolate --seed=0 --seed2=1 --frames=16 --out=DIR
         writes DIR/frame_0000.png ... and DIR/interpolation.gif
-    python -m mel_tf.generate --model=PATH --variations_of=7 --variation_strength=0.3 --num=6 --out=DIR
+    python -m mel_tf.generate --model=PATH --variations_of=7 --variation_strength=0.3 --num=6 \
+        --out=DIR
         writes DIR/variation_0000.png ... (variations 0..5 of seed 7) and DIR/grid.png
 
 --truncation=T (with any of them) redraws every latent entry beyond +-T: cleaner,

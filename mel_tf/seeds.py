@@ -173,7 +173,8 @@ def check_truncation(truncation: Optional[float]) -> float:
     """t as a float (None -> infinity, "off"); ValueError outside TRUNCATION's range."""
     t = math.inf if truncation is None else float(truncation)
     if not t >= MIN_TRUNCATION:      # also refuses NaN
-        raise ValueError(f"truncation must be at least {MIN_TRUNCATION} (or off), got {truncation}")
+        raise ValueError(f"truncation must be at least {MIN_TRUNCATION} (or off), "
+                         f"got {truncation}")
     return t
 
 

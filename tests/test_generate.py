@@ -314,7 +314,8 @@ def test_command_line_truncation_and_variations(exported, tmp_path):
     assert sorted(os.listdir(tmp_path / "var")) == ["grid.png"] + [
         f"variation_{i:04d}.png" for i in range(4)]
     variations = _pngs(tmp_path / "var", "variation", 4)
-    np.testing.assert_array_equal(variations, model(variation_latents(11, 4, model.latent_dim, 0.3, 1.5)))
+    np.testing.assert_array_equal(variations,
+                                  model(variation_latents(11, 4, model.latent_dim, 0.3, 1.5)))
     assert len({icon.tobytes() for icon in variations}) == 4
     # Strength 0 is the seed's own icon, four times.
     result = _run_cli(f"--model={model_path}", "--num=2", "--variations_of=11",

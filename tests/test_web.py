@@ -597,7 +597,8 @@ def test_grid_works_with_the_keyboard(browser, site, request):
     phone = Page(browser, site, viewport={"width": 390, "height": 844})
     request.addfinalizer(phone.context.close)
     grid = phone.grid()
-    columns = phone.page.evaluate("""() => { const cells = [...document.querySelectorAll('#grid .cell')];
+    columns = phone.page.evaluate("""() => {
+        const cells = [...document.querySelectorAll('#grid .cell')];
         return cells.filter(c => c.offsetTop === cells[0].offsetTop).length; }""")
     assert 2 <= columns < GRID
     phone.page.focus("#grid-form button[type=submit]")
@@ -623,7 +624,8 @@ def test_grid_works_with_the_keyboard(browser, site, request):
     assert _focused(phone) == str(GRID - 1)
     # One tab stop: Tab leaves the grid.
     phone.page.keyboard.press("Tab")
-    assert phone.page.evaluate("() => document.getElementById('grid').contains(document.activeElement)") is False
+    assert phone.page.evaluate(
+        "() => document.getElementById('grid').contains(document.activeElement)") is False
     phone.check_clean()
 
 
