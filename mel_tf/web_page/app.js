@@ -238,12 +238,11 @@ function showControls() {
   $("strength-value").textContent = String(strength);
 }
 
+// The slider's stop nearest to t ("off" counts as 10, above every number stop).
 function nearestStop(t) {
+  const distance = (stop) => Math.abs(Math.min(stop, 10) - Math.min(t, 10));
   let best = 0;
-  TRUNCATIONS.forEach((stop, i) => {
-    if (Math.abs(Math.min(stop, 10) - Math.min(t, 10))
-        < Math.abs(Math.min(TRUNCATIONS[best], 10) - Math.min(t, 10))) best = i;
-  });
+  TRUNCATIONS.forEach((stop, i) => { if (distance(stop) < distance(TRUNCATIONS[best])) best = i; });
   return best;
 }
 
