@@ -1,6 +1,6 @@
 """Report of the 256x256 study: SWD at equal images, time to quality, quality against time.
 
-    python research/study_report.py --runs=/work/study/runs --out=/tmp/report \
+    python -m research.study_report --runs=/work/study/runs --out=/tmp/report \
         --real_floor=docs/source_study/256x256/real_floor.json \
         --real_floor=docs/source_study/64x64/real_floor.json
 

@@ -42,8 +42,8 @@ def test_evaluate_needs_exactly_one_model_source(tmp_path):
 
 
 def test_evaluate_copy_check_finds_the_generators_own_icons_among_the_reals(tmp_path):
-    from mel_tf.seeds import latents_for_seed
-    from mel_tf.serving import load_model
+    from mel_tf.deploy.seeds import latents_for_seed
+    from mel_tf.deploy.serving import load_model
 
     logdir, data_dir = tmp_path / "run", tmp_path / "icons"
     make_run_dir(logdir, PAST_16X16_FADE)

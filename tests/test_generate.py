@@ -3,6 +3,7 @@ loading every kind of model, and deterministic icons from the command line."""
 
 import math
 import os
+import struct
 import subprocess
 import sys
 
@@ -11,7 +12,9 @@ import pytest
 
 from conftest import IN_8X8_FADE, PAST_16X16_FADE, REPO, make_run_dir
 from mel_tf.deploy import generate
-from mel_tf.deploy.seeds import interpolate_latents, latents_for_seed, splitmix64
+from mel_tf.deploy.seeds import (TRUNCATION, TRUNCATION_TAG, VARIATION, VARIATION_TAG,
+                                 interpolate_latents, latents_for_seed, splitmix64,
+                                 variation_latents, variation_seed)
 from mel_tf.deploy.serving import ModelLoadError, load_model
 
 # ---- the seed rule ------------------------------------------------------------------------
@@ -70,6 +73,129 @@ def test_interpolation_endpoints_and_norm():
     assert linear_norm < 0.8 * middle_norm
     with pytest.raises(ValueError):
         interpolate_latents(a, b, 1)
+
+
+# ---- truncation and variations ------------------------------------------------------------
+
+_MASK64 = 2 ** 64 - 1
+
+
+def _float32(x):
+    return struct.unpack("<f", struct.pack("<f", x))[0]
+
+
+def _mix(x):
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return x ^ (x >> 31)
+
+
+def _stated_normals(seed):
+    """SEED_TO_Z's normals one at a time, in plain Python (independent of numpy)."""
+    state = seed & _MASK64
+
+    def uniform():
+        nonlocal state
+        state = (state + 0x9E3779B97F4A7C15) & _MASK64
+        return ((_mix(state) >> 11) + 1) / 2.0 ** 53
+    while True:
+        r = math.sqrt(-2.0 * math.log(uniform()))
+        t = 2.0 * math.pi * uniform()
+        yield _float32(r * math.cos(t))
+        yield _float32(r * math.sin(t))
+
+
+def _stated_first_output(seed):
+    return _mix((seed + 0x9E3779B97F4A7C15) & _MASK64)
+
+
+def _stated_truncation(seed, total, t):
+    """TRUNCATION's description, step by step: entries in order, one stream."""
+    values = _stated_normals(seed)
+    stream = _stated_normals(_stated_first_output((seed & _MASK64) ^ TRUNCATION_TAG))
+    out = []
+    for _ in range(total):
+        n = next(values)
+        while abs(n) > t:
+            n = next(stream)
+        out.append(n)
+    return out
+
+
+def _vector(strings):
+    return np.array([np.float32(v) for v in strings], np.float32)
+
+
+def test_truncation_follows_its_stated_rule_and_test_vectors():
+    vectors = TRUNCATION["test_vectors"]
+    assert _stated_first_output(1234567 ^ TRUNCATION_TAG) == int(vectors["seed 1234567: R"])
+    for t in (0.5, 1.0):
+        expected = _vector(vectors[f"seed 1234567, D 8, t {t}"])
+        np.testing.assert_array_equal(np.array(_stated_truncation(1234567, 8, t), np.float32),
+                                      expected)
+        np.testing.assert_array_equal(latents_for_seed(1234567, 1, 8, t)[0], expected)
+    for seed, num, dim, t in [(0, 1, 512, 0.7), (7, 3, 130, 0.5), (2 ** 64 - 1, 1, 64, 2.0),
+                              (5, 2, 256, 0.05)]:
+        stated = np.array(_stated_truncation(seed, num * dim, t), np.float32)
+        np.testing.assert_array_equal(latents_for_seed(seed, num, dim, t).reshape(-1), stated)
+
+
+def test_truncation_off_is_todays_latents_and_bounds_the_rest():
+    plain = latents_for_seed(3, 4, 8192)
+    for off in (None, math.inf, 1e9):
+        np.testing.assert_array_equal(latents_for_seed(3, 4, 8192, off), plain)
+    for t in (2.0, 1.0, 0.5):
+        z = latents_for_seed(3, 4, 8192, t)
+        within = np.abs(plain) <= t
+        np.testing.assert_array_equal(z[within], plain[within])      # kept bit for bit
+        assert np.abs(z).max() <= t
+        # N(0, 1) conditioned on |n| <= t: variance 1 - 2 t phi(t) / (2 Phi(t) - 1).
+        inside = math.erf(t / math.sqrt(2.0))
+        variance = 1 - 2 * t * math.exp(-t * t / 2) / math.sqrt(2 * math.pi) / inside
+        assert abs(np.mean(~within) - (1 - inside)) < 0.01
+        assert abs(z.var() - variance) < 0.02 * variance
+    # Latent i does not depend on how many are made after it.
+    np.testing.assert_array_equal(latents_for_seed(9, 5, 300, 0.7)[:2],
+                                  latents_for_seed(9, 2, 300, 0.7))
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, 0.049, math.nan])
+def test_truncation_out_of_range_is_refused(bad):
+    with pytest.raises(ValueError, match="truncation must be at least 0.05"):
+        latents_for_seed(0, 1, 8, bad)
+
+
+def test_variations_follow_their_stated_rule_and_test_vectors():
+    vectors = VARIATION["test_vectors"]
+    seeds = [_stated_first_output(((1234567 ^ VARIATION_TAG) + k * 0x9E3779B97F4A7C15)
+                                  & _MASK64) for k in range(3)]
+    assert seeds == [variation_seed(1234567, k) for k in range(3)] == [
+        int(v) for v in vectors["seed 1234567: V_0, V_1, V_2"]]
+    for name, t in (("off", None), ("1.0", 1.0)):
+        a = latents_for_seed(1234567, 1, 8, t)[0]
+        b = latents_for_seed(seeds[2], 1, 8, t)[0]
+        c = math.sqrt(1 - 0.3 * 0.3)
+        stated = np.array([_float32(c * float(x) + 0.3 * float(y)) for x, y in zip(a, b)],
+                          np.float32)
+        expected = _vector(vectors[f"seed 1234567, D 8, k 2, s 0.3, t {name}"])
+        np.testing.assert_array_equal(stated, expected)
+        np.testing.assert_array_equal(variation_latents(1234567, 3, 8, 0.3, t)[2], expected)
+
+
+def test_variations_stay_standard_normal_and_near_their_seed():
+    seed, dim = 11, 8192
+    base = latents_for_seed(seed, 1, dim)[0]
+    np.testing.assert_array_equal(variation_latents(seed, 2, dim, 0.0), np.stack([base, base]))
+    np.testing.assert_array_equal(variation_latents(seed, 3, dim, 1.0)[2],
+                                  latents_for_seed(variation_seed(seed, 2), 1, dim)[0])
+    for s in (0.1, 0.3, 0.7):
+        z = variation_latents(seed, 4, dim, s)
+        assert abs(z.std() - 1.0) < 0.02
+        # Correlation with the seed's latent is sqrt(1 - s^2); between variations 1 - s^2.
+        assert abs(np.corrcoef(z[0], base)[0, 1] - math.sqrt(1 - s * s)) < 0.02
+        assert abs(np.corrcoef(z[1], z[2])[0, 1] - (1 - s * s)) < 0.03
+    with pytest.raises(ValueError, match="from 0 to 1"):
+        variation_latents(seed, 1, dim, 1.5)
 
 
 # ---- models -----------------------------------------------------------------------------------
@@ -167,3 +293,61 @@ def test_command_line_error_is_one_line(tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith("generate.py: error:")
     assert "does not exist" in result.stderr
+
+
+def _pngs(folder, prefix, num):
+    from PIL import Image
+    return np.stack([np.asarray(Image.open(folder / f"{prefix}_{i:04d}.png")) for i in range(num)])
+
+
+def test_command_line_truncation_and_variations(exported, tmp_path):
+    model_path = os.path.join(exported[1], "generator.tflite")
+    model = load_model(model_path)
+    result = _run_cli(f"--model={model_path}", "--num=3", "--seed=11", "--truncation=0.7",
+                      f"--out={tmp_path / 'trunc'}")
+    assert result.returncode == 0, result.stderr
+    truncated = _pngs(tmp_path / "trunc", "icon", 3)
+    np.testing.assert_array_equal(truncated, model(latents_for_seed(11, 3, model.latent_dim, 0.7)))
+    assert not np.array_equal(truncated, generate.generate_icons(model, 11, 3))
+    result = _run_cli(f"--model={model_path}", "--num=4", "--variations_of=11",
+                      "--variation_strength=0.3", "--truncation=1.5", f"--out={tmp_path / 'var'}")
+    assert result.returncode == 0, result.stderr
+    assert sorted(os.listdir(tmp_path / "var")) == ["grid.png"] + [
+        f"variation_{i:04d}.png" for i in range(4)]
+    variations = _pngs(tmp_path / "var", "variation", 4)
+    np.testing.assert_array_equal(variations,
+                                  model(variation_latents(11, 4, model.latent_dim, 0.3, 1.5)))
+    assert len({icon.tobytes() for icon in variations}) == 4
+    # Strength 0 is the seed's own icon, four times.
+    result = _run_cli(f"--model={model_path}", "--num=2", "--variations_of=11",
+                      "--variation_strength=0", f"--out={tmp_path / 'zero'}")
+    assert result.returncode == 0, result.stderr
+    np.testing.assert_array_equal(_pngs(tmp_path / "zero", "variation", 2),
+                                  np.repeat(generate.generate_icons(model, 11, 1), 2, axis=0))
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--truncation=0.01"], "truncation must be at least 0.05"),
+    (["--truncation=nan"], "truncation must be at least 0.05"),
+    (["--interpolate", "--variations_of=3"], "cannot be combined")])
+def test_command_line_control_errors_are_one_line(exported, tmp_path, args, message):
+    model_path = os.path.join(exported[1], "generator.tflite")
+    result = _run_cli(f"--model={model_path}", *args, f"--out={tmp_path / 'out'}")
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("generate: error:") and message in last
+    assert not (tmp_path / "out").exists()
+
+
+def test_tflite_generation_with_controls_never_imports_tensorflow(exported, tmp_path):
+    model_path = os.path.join(exported[1], "generator.tflite")
+    code = ("import sys\nfrom mel_tf import generate\n"
+            f"sys.argv = ['mel-generate', '--model={model_path}', '--variations_of=3', "
+            f"'--truncation=0.7', '--num=2', '--out={tmp_path}']\n"
+            "try:\n    generate.run()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "print('tensorflow' in sys.modules, len(sys.argv))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=REPO, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1].startswith("False")
+    assert sorted(os.listdir(tmp_path)) == ["grid.png", "variation_0000.png", "variation_0001.png"]

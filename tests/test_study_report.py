@@ -11,7 +11,7 @@ from PIL import Image
 
 from conftest import REPO
 
-SCRIPT = os.path.join(REPO, "research", "study_report.py")
+SCRIPT = ("-m", "research.study_report")
 
 
 def row(step, seconds, resolution=None, avg=None, finest=None):
@@ -66,8 +66,8 @@ def study(tmp_path):
 
 
 def report(tmp_path, *args):
-    return subprocess.run([sys.executable, SCRIPT, *args], capture_output=True, text=True,
-                          timeout=120, cwd=str(tmp_path))
+    return subprocess.run([sys.executable, *SCRIPT, *args], capture_output=True, text=True,
+                          timeout=120, cwd=REPO)
 
 
 def test_ratios_at_equal_images_and_the_floor(study):

@@ -1,5 +1,6 @@
-"""The page's seed rule (mel_tf/web_page/seed.js, run by node) against Python's
-latents_for_seed and interpolate_latents, bit for bit, and its seed parser."""
+"""The page's seed rules (mel_tf/web_page/seed.js, run by node) against Python's
+latents_for_seed (also with truncation), variation_latents and
+interpolate_latents, bit for bit, and its parsers."""
 
 import json
 import os
@@ -10,7 +11,8 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from mel_tf.deploy.seeds import SEED_TO_Z, interpolate_latents, latents_for_seed
+from mel_tf.deploy.seeds import (SEED_TO_Z, TRUNCATION, VARIATION, interpolate_latents,
+                                 latents_for_seed, variation_latents, variation_seed)
 
 SEED_JS = os.path.join(REPO, "mel_tf", "web_page", "seed.js")
 
@@ -32,6 +34,17 @@ out.parse = cases.parse.map((text) => {
   const r = seed.parseSeed(text);
   return r.error ? {error: r.error} : {seed: String(r.seed)};
 });
+const bits = (z) => Array.from(new Uint32Array(z.buffer));
+const t = (x) => x === null ? Infinity : x;     // JSON has no infinity
+out.truncated = (cases.truncated || []).map(([s, num, dim, trunc]) =>
+  bits(seed.latentsForSeed(BigInt(s), num, dim, t(trunc))));
+out.variations = (cases.variations || []).map(([s, k, dim, strength, trunc]) =>
+  bits(seed.variationLatent(BigInt(s), k, dim, strength, t(trunc))));
+out.variationSeeds = (cases.variationSeeds || []).map(([s, k]) =>
+  String(seed.variationSeed(BigInt(s), k)));
+const reply = (r) => r.error ? {error: r.error} : {value: r.value === Infinity ? "off" : r.value};
+out.truncationText = (cases.truncationText || []).map((x) => reply(seed.parseTruncation(x)));
+out.strengthText = (cases.strengthText || []).map((x) => reply(seed.parseStrength(x)));
 console.log(JSON.stringify(out));
 """
 
@@ -116,3 +129,64 @@ def test_seed_parser_accepts_unsigned_64_bit_decimal_only(run_js):
         assert "is not a seed" in got[text]["error"]
     for text in ("", "   "):
         assert got[text]["error"].startswith("Enter a seed")
+
+
+def _floats(strings):
+    return np.array([np.float32(v) for v in strings], np.float32)
+
+
+def test_truncation_and_variation_test_vectors(run_js):
+    out = run_js({"splitmix": [], "latents": [], "slerp": [], "parse": [],
+                  "truncated": [[1234567, 1, 8, 0.5], [1234567, 1, 8, 1.0]],
+                  "variations": [[1234567, 2, 8, 0.3, None], [1234567, 2, 8, 0.3, 1.0]],
+                  "variationSeeds": [[1234567, k] for k in range(3)]})
+    vectors = TRUNCATION["test_vectors"]
+    for bits, t in zip(out["truncated"], ("0.5", "1.0")):
+        np.testing.assert_array_equal(np.array(bits, np.uint32).view(np.float32),
+                                      _floats(vectors[f"seed 1234567, D 8, t {t}"]))
+    vectors = VARIATION["test_vectors"]
+    assert out["variationSeeds"] == vectors["seed 1234567: V_0, V_1, V_2"]
+    for bits, t in zip(out["variations"], ("off", "1.0")):
+        np.testing.assert_array_equal(np.array(bits, np.uint32).view(np.float32),
+                                      _floats(vectors[f"seed 1234567, D 8, k 2, s 0.3, t {t}"]))
+
+
+def test_truncated_latents_and_variations_equal_python_bit_for_bit(run_js):
+    truncated = [[s, num, dim, t] for s in (0, 7, 2 ** 64 - 1, 12345678901234567890)
+                 for num, dim in ((1, 512), (2, 130), (1, 8192))
+                 for t in (None, 2.0, 1.0, 0.7, 0.5, 0.05)]
+    variations = [[s, k, dim, strength, t] for s in (0, 7, 2 ** 63) for k in (0, 1, 5, 1000)
+                  for dim, strength, t in ((512, 0.3, None), (8192, 0.1, 0.7),
+                                           (512, 0.95, 1.5), (130, 0.0, None), (130, 1.0, 0.5))]
+    out = run_js({"splitmix": [], "latents": [], "slerp": [], "parse": [],
+                  "truncated": truncated, "variations": variations,
+                  "variationSeeds": [[s, k] for s in (0, 2 ** 64 - 1) for k in (0, 9, 123456)]})
+    mismatched = 0
+    for (seed, num, dim, t), bits in zip(truncated, out["truncated"]):
+        expected = latents_for_seed(seed, num, dim, t).reshape(-1).view(np.uint32)
+        assert len(bits) == num * dim
+        mismatched += int(np.sum(np.array(bits, np.uint32) != expected))
+    for (seed, k, dim, strength, t), bits in zip(variations, out["variations"]):
+        expected = variation_latents(seed, k + 1, dim, strength, t)[k].view(np.uint32)
+        assert len(bits) == dim
+        mismatched += int(np.sum(np.array(bits, np.uint32) != expected))
+    assert mismatched == 0, f"{mismatched} float32 values differ from Python's"
+    assert out["variationSeeds"] == [str(variation_seed(s, k)) for s in (0, 2 ** 64 - 1)
+                                     for k in (0, 9, 123456)]
+
+
+def test_truncation_and_strength_parsers(run_js):
+    texts = ["off", " OFF ", "", "0.7", "2", "0.05", "0.04", "0", "-1", "abc", "1e3", "Infinity"]
+    strengths = ["0", "0.3", "1", "1.0", "1.01", "-0.1", ".5", "abc", ""]
+    out = run_js({"splitmix": [], "latents": [], "slerp": [], "parse": [],
+                  "truncationText": texts, "strengthText": strengths})
+    got = dict(zip(texts, out["truncationText"]))
+    for text in ("off", " OFF ", ""):
+        assert got[text] == {"value": "off"}
+    assert [got[x]["value"] for x in ("0.7", "2", "0.05")] == [0.7, 2, 0.05]
+    for text in ("0.04", "0", "-1", "abc", "1e3", "Infinity"):
+        assert "at least 0.05" in got[text]["error"]
+    got = dict(zip(strengths, out["strengthText"]))
+    assert [got[x]["value"] for x in ("0", "0.3", "1", "1.0")] == [0, 0.3, 1, 1]
+    for text in ("1.01", "-0.1", ".5", "abc", ""):
+        assert "from 0 to 1" in got[text]["error"]

@@ -9,6 +9,7 @@ beside each (see mel_tf/export.py). With --web it also writes exports/faces/web/
 static page that makes icons in the browser with LiteRT.js:
 
     mel-export --web && python -m http.server -d runs/demo/export/web
+    mel-export --web --title="Jane's icons" --credit="Trained by Jane on her sketches"
 
 (--web needs the LiteRT.js npm packages: `npm ci` in the checkout.) The stage exported is
 the highest completed resolution unless --resolution says otherwise; a stage still fading
@@ -40,6 +41,10 @@ flags.DEFINE_string("dataset_credit", None, "Dataset credit for the JSON (defaul
                     "the run's dataset.json).")
 flags.DEFINE_bool("web", False, "Also write OUT/web/: a static page generating icons in the "
                   "browser with LiteRT.js (needs `npm ci` in the checkout).")
+flags.DEFINE_string("title", None, "Title of the --web page (default: "
+                    "'mel_tf icons').")
+flags.DEFINE_string("credit", None, "A credit line shown under the --web page's title (e.g. "
+                    "who made the model); the data set's credit is shown in any case.")
 flags.DEFINE_bool("validate", True, "Check the exported models against the Keras generator.")
 FLAGS = flags.FLAGS
 
@@ -47,12 +52,14 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     try:
+        if not FLAGS.web and (FLAGS.title is not None or FLAGS.credit is not None):
+            raise ExportError("--title and --credit are for the page: add --web")
         summary = export_generator(
             FLAGS.logdir, FLAGS.out or os.path.join(FLAGS.logdir, "export"),
             tflite=FLAGS.tflite, quantize=FLAGS.quantize, resolution=FLAGS.resolution,
             allow_partial_fade=FLAGS.allow_partial_fade, validate=FLAGS.validate,
             overwrite=FLAGS.overwrite, dataset_credit=FLAGS.dataset_credit, web=FLAGS.web,
-            log=logging.info)
+            page_title=FLAGS.title, page_credit=FLAGS.credit, log=logging.info)
     except ExportError as e:
         fail(e)
     print(f"{summary['resolution']}x{summary['resolution']} generator exported to "

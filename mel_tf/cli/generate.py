@@ -4,6 +4,13 @@
         writes DIR/icon_0000.png ... and DIR/grid.png
     mel-generate --model=PATH --interpolate --seed=0 --seed2=1 --frames=16 --out=DIR
         writes DIR/frame_0000.png ... and DIR/interpolation.gif
+    mel-generate --model=PATH --variations_of=7 --variation_strength=0.3 --num=6 --out=DIR
+        writes DIR/variation_0000.png ... (variations 0..5 of seed 7) and DIR/grid.png
+
+--truncation=T (with any of them) redraws every latent entry beyond +-T: cleaner,
+less varied icons. Truncation and variations follow the rules TRUNCATION and
+VARIATION of mel_tf.deploy.seeds, which the browser page follows too
+(docs/controls/README.md).
 
 PATH is a .tflite file, a SavedModel folder, an export folder or a run directory.
 The same seed gives the same latents on every machine and in a phone app
@@ -32,6 +39,12 @@ flags.DEFINE_enum("interpolation", "slerp", ["slerp", "linear"], "How z is inter
 flags.DEFINE_integer("frame_ms", 80, "GIF frame duration in milliseconds.", lower_bound=1)
 flags.DEFINE_integer("threads", None, "Interpreter threads for a .tflite model.")
 flags.DEFINE_integer("batch_size", 16, "Latents per model call.", lower_bound=1)
+flags.DEFINE_float("truncation", None, "Redraw latent entries beyond +-T (T >= 0.05; "
+                   "default off): cleaner, less varied icons (mel_tf.deploy.seeds.TRUNCATION).")
+flags.DEFINE_integer("variations_of", None, "Write variations 0..num-1 of this seed "
+                     "instead (mel_tf.deploy.seeds.VARIATION).")
+flags.DEFINE_float("variation_strength", 0.3, "How far variations move from the seed: 0 "
+                   "is the seed's icon, 1 an unrelated one.", lower_bound=0.0, upper_bound=1.0)
 F = flags.FLAGS
 
 
@@ -40,37 +53,68 @@ def interpolation(model):
     from mel_tf.deploy.seeds import interpolate_latents, latents_for_seed
 
     seed2 = F.seed + 1 if F.seed2 is None else F.seed2
-    a = latents_for_seed(F.seed, 1, model.latent_dim)[0]
-    b = latents_for_seed(seed2, 1, model.latent_dim)[0]
+    a = latents_for_seed(F.seed, 1, model.latent_dim, F.truncation)[0]
+    b = latents_for_seed(seed2, 1, model.latent_dim, F.truncation)[0]
     frames = run_batched(model, interpolate_latents(a, b, F.frames, F.interpolation),
                          F.batch_size)
     write_pngs(frames, F.out, "frame")
     gif = os.path.join(F.out, "interpolation.gif")
     write_gif(frames, gif, F.frame_ms)
-    print(f"{len(frames)} frames, seed {F.seed} -> {seed2} ({F.interpolation}), "
-          f"{model.resolution}x{model.resolution}: {F.out}/frame_*.png, {gif}")
+    print(f"{len(frames)} frames, seed {F.seed} -> {seed2} ({F.interpolation})"
+          f"{truncation_note()}, {size(model)}: {F.out}/frame_*.png, {gif}")
+
+
+def write_icons(icons, prefix: str):
+    """F.out/{prefix}_0000.png, ... and F.out/grid.png."""
+    from mel_tf.deploy.generate import write_pngs
+    from mel_tf.images import image_grid, save_png
+    write_pngs(icons, F.out, prefix)
+    save_png(os.path.join(F.out, "grid.png"), image_grid(icons))
 
 
 def icons(model):
-    from mel_tf.deploy.generate import generate_icons, write_pngs
-    from mel_tf.images import image_grid, save_png
+    from mel_tf.deploy.generate import generate_icons
+    made = generate_icons(model, F.seed, F.num, F.batch_size, F.truncation)
+    write_icons(made, "icon")
+    print(f"{len(made)} icons of seed {F.seed}{truncation_note()}, {size(model)}: "
+          f"{F.out}/icon_*.png, {F.out}/grid.png")
 
-    made = generate_icons(model, F.seed, F.num, F.batch_size)
-    write_pngs(made, F.out, "icon")
-    grid = os.path.join(F.out, "grid.png")
-    save_png(grid, image_grid(made))
-    print(f"{len(made)} icons of seed {F.seed}, {model.resolution}x{model.resolution}: "
-          f"{F.out}/icon_*.png, {grid}")
+
+def variations(model):
+    from mel_tf.deploy.generate import variation_icons
+    made = variation_icons(model, F.variations_of, F.num, F.variation_strength, F.batch_size,
+                           F.truncation)
+    write_icons(made, "variation")
+    print(f"{len(made)} variations of seed {F.variations_of} at strength "
+          f"{F.variation_strength}{truncation_note()}, {size(model)}: "
+          f"{F.out}/variation_*.png")
+
+
+def truncation_note() -> str:
+    return "" if F.truncation is None else f", truncation {F.truncation}"
+
+
+def size(model) -> str:
+    return f"{model.resolution}x{model.resolution}"
 
 
 def main(argv):
     del argv
-    from mel_tf.deploy.serving import ModelLoadError, load_model
+    from mel_tf.deploy.seeds import check_truncation
+    from mel_tf.deploy.serving import load_model
     try:
+        check_truncation(F.truncation)
+        if F.interpolate and F.variations_of is not None:
+            raise ValueError("--interpolate and --variations_of cannot be combined")
         model = load_model(F.model, num_threads=F.threads)
-    except ModelLoadError as e:
+    except ValueError as e:      # ModelLoadError too
         fail(e)
-    interpolation(model) if F.interpolate else icons(model)
+    if F.interpolate:
+        interpolation(model)
+    elif F.variations_of is not None:
+        variations(model)
+    else:
+        icons(model)
 
 
 def run():

@@ -8,15 +8,16 @@
       generator_int8.tflite        int8 weights, dynamic range   (quantize "int8")
       generator_*.json             one description beside each .tflite
       web/                         a static page that runs the generator in a
-                                   browser with LiteRT.js (web=True; mel_tf/web.py)
+                                   browser with LiteRT.js (web=True; mel_tf.deploy.web)
 
 Every model maps latents z (float32 [N, latent_dim], input name "z") to icons
 (uint8 [N, R, R, 3], RGB, output name "icons"); the conversion from the
 network's data range to 0..255 (`network_to_uint8`) is inside the graph, so an
 app only feeds latents and reads pixels. How a seed becomes z is documented in
-`mel_tf.deploy.seeds.latents_for_seed` and repeated in every JSON. The signature's
-names and the loading of a run belong to mel_tf.deploy.serving; the graph is laid out
-for LiteRT by mel_tf.deploy.litert_layout.
+`mel_tf.deploy.seeds.latents_for_seed` and repeated in every JSON, with the rules of
+the two optional controls of a seed's latent (truncation and variations). The
+signature's names and the loading of a run belong to mel_tf.deploy.serving; the graph
+is laid out for LiteRT by mel_tf.deploy.litert_layout.
 
 The exported network is the EMA generator at one stage with the fade finished
 (a = 1). By default that is the highest resolution whose phase has finished
@@ -47,6 +48,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import tempfile
 from typing import Callable, Iterable, List, Optional, Sequence, Tuple, Union
@@ -63,7 +65,7 @@ from mel_tf.deploy import web as web_page
 from mel_tf.deploy import convert
 from mel_tf.deploy.convert import ExportError
 from mel_tf.deploy.litert_layout import LiteRTGenerator
-from mel_tf.deploy.seeds import SEED_TO_Z, latents_for_seed
+from mel_tf.deploy.seeds import SEED_TO_Z, TRUNCATION, VARIATION, latents_for_seed
 from mel_tf.deploy.serving import (INPUT_NAME, OUTPUT_NAME, SIGNATURE_KEY, ModelLoadError,
                                    SavedModelIconModel, load_run_generator)
 
@@ -91,6 +93,7 @@ def export_generator(logdir: str, out_dir: str, tflite: bool = False,
                      resolution: Optional[int] = None, allow_partial_fade: bool = False,
                      validate: bool = True, overwrite: bool = False,
                      dataset_credit: Optional[str] = None, web: bool = False,
+                     page_title: Optional[str] = None, page_credit: Optional[str] = None,
                      log: Optional[Callable[[str], None]] = None) -> dict:
     """Exports the EMA generator of the run in `logdir` to `out_dir`.
 
@@ -98,7 +101,8 @@ def export_generator(logdir: str, out_dir: str, tflite: bool = False,
     quantized mode implies `tflite`. resolution: the stage to export (default:
     the highest completed one). dataset_credit: overrides the credit read from
     logdir/dataset.json. web: also write the browser page (see
-    `export_from_generator`). Returns the summary of `export_from_generator`.
+    `export_from_generator`), with `page_title` and `page_credit` (a line under
+    the title). Returns the summary of `export_from_generator`.
     Raises ExportError (a ValueError) for a run that cannot be exported.
     """
     log = log or _logger.info
@@ -123,7 +127,7 @@ def export_generator(logdir: str, out_dir: str, tflite: bool = False,
     return export_from_generator(run.generator, out_dir, resolution=run.resolution,
                                  tflite=tflite, quantize=quantize, validate=validate,
                                  overwrite=overwrite, description=description, web=web,
-                                 log=log)
+                                 page_title=page_title, page_credit=page_credit, log=log)
 
 
 def export_from_generator(generator, out_dir: str, resolution: Optional[int] = None,
@@ -131,11 +135,13 @@ def export_from_generator(generator, out_dir: str, resolution: Optional[int] = N
                           quantize: Union[str, Sequence[str]] = ("none",),
                           validate: bool = True, overwrite: bool = False,
                           description: Optional[dict] = None, web: bool = False,
+                          page_title: Optional[str] = None, page_credit: Optional[str] = None,
                           log: Optional[Callable[[str], None]] = None) -> dict:
     """Exports a `Generator` object at `resolution` (default: its target), a = 1.
 
     web: also write out_dir/web/, the browser page with a batch-1 .tflite
-    (`mel_tf.deploy.web.write_page`); it needs the LiteRT.js npm packages installed.
+    (`mel_tf.deploy.web.write_page`, which takes `page_title` and `page_credit`); it
+    needs LiteRT.js (mel_tf.deploy.litertjs).
 
     The generator itself is left untouched (a float32 copy is exported).
     `description` entries are added to every JSON. Returns
@@ -189,7 +195,7 @@ def export_from_generator(generator, out_dir: str, resolution: Optional[int] = N
         if web:
             summary["web"] = web_page.write_page(
                 net, os.path.join(tmp, WEB_DIR), os.path.join(out_dir, WEB_DIR), base,
-                z_check, reference, log)
+                z_check, reference, log, title=page_title, credit=page_credit)
         for name, content in json_files.items():
             with open(os.path.join(tmp, name), "w") as f:
                 json.dump(content, f, indent=2)
@@ -318,6 +324,9 @@ def _describe(net_cfg: NetworkConfig, resolution: int, extra: Optional[dict]) ->
                      "description": "icons, NHWC, RGB, 0..255, no alpha"}],
         "seed_to_z": dict(SEED_TO_Z, example={
             "seed": 0, "first_values": [float(v) for v in latents_for_seed(0, 1, 4)[0]]}),
+        # Optional controls of a seed's latent (the browser page offers both).
+        "truncation": TRUNCATION,
+        "variation": VARIATION,
         "saved_model": SAVED_MODEL_DIR + "/",
         "network": net_cfg.to_dict(),
     }
@@ -333,12 +342,22 @@ def _dataset_info(logdir: str, credit: Optional[str], log) -> dict:
         info.update({k: found.get(k) for k in ("name", "credit")})
     except rundir.RunDirError as e:
         log(f"ignoring the dataset record: {first_line(e)}")
+    info["name"] = public_dataset_name(info["name"])
     if credit:
         info["credit"] = credit
     if not info["credit"]:
         log("no dataset credit known (no credit in dataset.json); pass dataset_credit / "
             f"--dataset_credit, e.g. for the built-in Twemoji set: {TWEMOJI_CREDIT!r}")
     return info
+
+
+def public_dataset_name(name: Optional[str]) -> Optional[str]:
+    """A run records a data folder by its path; exports (and the published page)
+    name it by its last part only, so no local path leaves the machine."""
+    if not isinstance(name, str):
+        return None
+    parts = [p for p in re.split(r"[\\/]", name) if p]
+    return parts[-1] if parts else None
 
 
 def _float32_copy(generator, resolution: int):

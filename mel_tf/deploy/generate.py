@@ -20,16 +20,25 @@ and Pillow.
 from __future__ import annotations
 
 import os
-from typing import List
+from typing import List, Optional
 
 import numpy as np
 
-from mel_tf.deploy.seeds import latents_for_seed
+from mel_tf.deploy.seeds import latents_for_seed, variation_latents
 
 
-def generate_icons(model, seed: int, num: int, batch_size: int = 16) -> np.ndarray:
-    """Icons 0 .. num-1 of `seed`: uint8 [num, R, R, 3]."""
-    z = latents_for_seed(seed, num, model.latent_dim)
+def generate_icons(model, seed: int, num: int, batch_size: int = 16,
+                   truncation: Optional[float] = None) -> np.ndarray:
+    """Icons 0 .. num-1 of `seed`: uint8 [num, R, R, 3]; `truncation` (mel_tf.deploy.seeds.
+    TRUNCATION) redraws latent entries beyond +-truncation."""
+    z = latents_for_seed(seed, num, model.latent_dim, truncation)
+    return run_batched(model, z, batch_size)
+
+
+def variation_icons(model, seed: int, num: int, strength: float, batch_size: int = 16,
+                    truncation: Optional[float] = None) -> np.ndarray:
+    """Variations 0 .. num-1 of `seed` at `strength` (mel_tf.deploy.seeds.VARIATION)."""
+    z = variation_latents(seed, num, model.latent_dim, strength, truncation)
     return run_batched(model, z, batch_size)
 
 
