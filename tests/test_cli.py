@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from conftest import REPO
+from mel_tf.cli import LOG_LINE
 
 TINY = ["--resolution=8", "--width=0.015625", "--batch_size=4", "--fade_images=40",
         "--stable_images=40", "--metrics_images=8", "--sample_every=0", "--noxla"]
@@ -45,7 +46,8 @@ def run_program(module, args, cwd, prelude="", timeout=300):
 def error_lines(result):
     """stderr without log lines; asserts there is no traceback."""
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
-    return [l for l in result.stderr.splitlines() if l.strip() and not _LOG_LINE.match(l)]
+    return [l for l in result.stderr.splitlines()
+            if l.strip() and not _LOG_LINE.match(l) and not LOG_LINE.match(l)]
 
 
 def assert_one_line_error(result, *words):

@@ -11,10 +11,15 @@ The console scripts are declared in setup.py; the top-level scripts are thin wra
 from __future__ import annotations
 
 import os
+import re
 import sys
 from typing import Callable, List, NoReturn, Optional
 
 from mel_tf.errors import one_line
+
+# mel_tf's own log lines on stderr: the time, then the message.
+LOG_FORMAT, LOG_TIME_FORMAT = "%(asctime)s %(message)s", "%H:%M:%S"
+LOG_LINE = re.compile(r"^\d\d:\d\d:\d\d ")
 
 
 def run_app(main: Callable, module, argv: Optional[List[str]] = None) -> None:

@@ -24,7 +24,8 @@ import sys
 from absl import flags
 
 from mel_tf import config
-from mel_tf.cli import fail, flags as config_flags, program_name, run_app
+from mel_tf.cli import (LOG_FORMAT, LOG_TIME_FORMAT, fail, flags as config_flags,
+                        program_name, run_app)
 
 F = flags.FLAGS
 log = logging.getLogger("mel_tf")
@@ -91,6 +92,7 @@ def _train() -> int:
             net_cfg, train_cfg, options, execution),
         dataset=data_lib.run_record(data_cfg, image_set),
         allow_config_change=run_cfg.allow_config_change)
+    rundir.check_resume(logdir, net_cfg, train_cfg, records)   # refused before the opening line
     log.info(opening_line(data_cfg, image_set, net_cfg, train_cfg, logdir))
     result = train(net_cfg, train_cfg, image_set, logdir, strategy=make_strategy(execution),
                    options=options, metrics_fn=metrics_fn, records=records,
@@ -128,7 +130,7 @@ def configure_logging(verbose: bool) -> None:
     if not verbose:
         absl.logging.set_verbosity(absl.logging.WARNING)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    handler.setFormatter(logging.Formatter(LOG_FORMAT, LOG_TIME_FORMAT))
     log.handlers[:] = [handler]
     log.propagate = False
     log.setLevel(logging.INFO)

@@ -102,10 +102,8 @@ def prepare(logdir: str, net_cfg: NetworkConfig, train_cfg: TrainConfig,
     (a worker that is not the chief of a multi-worker run).
     """
     records = records or Records()
-    check_location(logdir)
-    path = os.path.join(logdir, CONFIG_FILE)
-    resumed = os.path.isfile(path)
-    changes = _changes_on_resume(logdir, net_cfg, train_cfg, records) if resumed else []
+    changes = check_resume(logdir, net_cfg, train_cfg, records)
+    resumed = os.path.isfile(os.path.join(logdir, CONFIG_FILE))
     if not write:
         return resumed
     try:
@@ -116,9 +114,15 @@ def prepare(logdir: str, net_cfg: NetworkConfig, train_cfg: TrainConfig,
     return resumed
 
 
-def _changes_on_resume(logdir, net_cfg, train_cfg, records) -> list:
-    """['train.seed: 0 -> 1', ...]: the differences the resume is allowed to make.
-    What may differ is each field's `resume` (mel_tf.config.setting)."""
+def check_resume(logdir: str, net_cfg: NetworkConfig, train_cfg: TrainConfig,
+                 records: Optional[Records] = None) -> list:
+    """['train.seed: 0 -> 1', ...]: the differences a start in `logdir` would make
+    to the run there ([] for a new run); RunDirError when they are not allowed.
+    What may differ is each field's `resume` (mel_tf.config.setting). Writes nothing."""
+    records = records or Records()
+    check_location(logdir)
+    if not os.path.isfile(os.path.join(logdir, CONFIG_FILE)):
+        return []
     old_net, old_train = read_config(logdir)
     arch = changes_between(old_net, net_cfg, {ARCHITECTURE, ALLOWED})
     if arch:
