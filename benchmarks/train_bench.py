@@ -25,6 +25,7 @@ import time
 
 from absl import app, flags
 
+from benchmarks.flops import iteration_gflops
 from benchmarks.machine import emit_json, machine_info
 
 
@@ -44,41 +45,6 @@ flags.DEFINE_integer("one", None, "Internal: time one resolution in this process
 
 # The source's PyTorch code, timed on another (faster, AVX-512) 2-core machine, s/iteration.
 SOURCE_SEC_PER_ITER = {4: 0.137, 8: 0.255, 16: 0.364, 32: 0.501, 64: 0.731, 128: 1.112, 256: 2.469}
-
-
-def conv_flops(h, w, cin, cout, k):
-    return 2 * h * w * cin * cout * k * k
-
-
-def forward_flops(cfg, resolution, fading):
-    """(generator, discriminator) forward FLOPs per image at a stage, from the config's tables."""
-    g = 0
-    if cfg.latent_mode == "dense":
-        g += 2 * cfg.latent_dim * 16 * cfg.base_channels
-    for r in cfg.resolutions:
-        if r > resolution:
-            break
-        cin, cout = cfg.g_block_channels(r)
-        convs = cfg.g_first_block_convs if r == 4 else 2
-        g += conv_flops(r, r, cin, cout, 3) + (convs - 1) * conv_flops(r, r, cout, cout, 3)
-    g += conv_flops(resolution, resolution, cfg.g_block_channels(resolution)[1], 3, 1)
-    if fading:
-        half = resolution // 2
-        g += conv_flops(half, half, cfg.g_block_channels(half)[1], 3, 1)
-    d = conv_flops(resolution, resolution, 3, cfg.d_from_rgb_channels(resolution), 1)
-    if fading:
-        half = resolution // 2
-        d += conv_flops(half, half, 3, cfg.d_from_rgb_channels(half), 1)
-    for r in cfg.resolutions[1:]:
-        if r > resolution:
-            break
-        cin, cmid, cout = cfg.d_block_channels(r)
-        d += conv_flops(r, r, cin, cmid, 3) + conv_flops(r, r, cmid, cout, 3)
-    c0, c1, c2 = cfg.d_head_channels
-    d += conv_flops(4, 4, c0 + 1, c1, 3)
-    d += conv_flops(1, 1, c1, c2, 4)       # the 4x4 'valid' conv: one output pixel
-    d += conv_flops(1, 1, c2, 1, 1)        # the score
-    return g, d
 
 
 def time_one(resolution):
@@ -117,8 +83,7 @@ def time_one(resolution):
         float(step_fn(b)["d_loss"])
         times.append(time.perf_counter() - t0)
     sec = statistics.median(times)
-    g_fwd, d_fwd = forward_flops(net, resolution, fading)
-    gflops = F.batch_size * (4 * g_fwd + 14 * d_fwd) / 1e9
+    gflops = iteration_gflops(net, resolution, fading, F.batch_size)
     result = {"resolution": resolution, "sec_per_iter": sec, "images_per_sec": F.batch_size / sec,
               "gflops_per_iter": gflops, "gflops_per_sec": gflops / sec,
               "min_sec_per_iter": min(times), "trace_and_compile_sec": trace_s,

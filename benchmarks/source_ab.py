@@ -1,0 +1,135 @@
+"""mel_tf's training step beside the source's own, timed in turns in one process.
+
+    python -m benchmarks.source_ab --source=PATH/TO/image_generator_2 --out=FILE.json
+
+One iteration as each system trains: mel_tf's `ProGAN.train_step` (seed preset,
+XLA) and the loop body of the source's PGGAN_train.py run on its own networks and
+gradient penalty, imported from a clone (research.source_code.SourceRun: G step,
+EMA, D step with penalty and drift). Batch 8, random data, the fade active at a = 0.5
+(4x4: stable). Each resolution runs in a fresh subprocess that builds both systems,
+warms them up, then times them in alternating rounds (`--per_round` iterations of
+each), so that the machine's drift hits both alike; the speed-up is the median of
+the per-round ratios. mel_tf is timed at each width of --widths (1.0 is the
+source's networks). Both frameworks get --threads threads.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import statistics
+import subprocess
+import sys
+
+from absl import app, flags
+
+from benchmarks.machine import emit_json, interleaved, machine_info
+from benchmarks.flops import iteration_gflops
+
+F = flags.FLAGS
+flags.DEFINE_string("source", None, "A clone of zassou65535/image_generator_2.", required=True)
+flags.DEFINE_string("resolutions", "4,8,16,32,64,128,256", "Stage resolutions to time.")
+flags.DEFINE_list("widths", ["1.0", "0.5"], "mel_tf's width multipliers.")
+flags.DEFINE_integer("threads", 2, "Threads for each framework.")
+flags.DEFINE_integer("warmup", 3, "Untimed iterations of each after tracing.")
+flags.DEFINE_integer("rounds", 6, "Alternating timed rounds.")
+flags.DEFINE_integer("per_round", 2, "Iterations of each system per round.")
+flags.DEFINE_string("out", None, "Write the JSON here (always printed).")
+flags.DEFINE_integer("one", None, "Internal: time one resolution in this process.")
+BATCH = 8
+
+
+def mel_tf_step(resolution, width):
+    """A function that runs one mel_tf training iteration at the stage."""
+    import numpy as np
+    import tensorflow as tf
+
+    from mel_tf.config import TrainConfig, preset
+    from mel_tf.training.progan import ProGAN, step_noise
+
+    net, tc = preset("seed", resolution, width), TrainConfig(batch_size=BATCH)
+    model = ProGAN(net, tc)
+    model.set_stage(resolution, resolution > 4)
+    model.set_alpha(0.5)
+    step_fn = tf.function(model.train_step, jit_compile=True, autograph=False)
+    noise = step_noise(net, tc, BATCH)
+    images = np.random.default_rng(0).integers(0, 256, (BATCH, resolution, resolution, 3),
+                                               dtype=np.uint8)
+    counter = iter(range(10**9))
+
+    def step():
+        i = next(counter)
+        batch = {"images": tf.constant(images), "steps": tf.fill([BATCH], tf.constant(i, tf.int64)),
+                 **{k: tf.constant(v) for k, v in noise(i).items()}}
+        float(step_fn(batch)["d_loss"])
+    return step, net
+
+
+def source_step(resolution):
+    """A function that runs one iteration of the source's loop body at the stage."""
+    import torch
+
+    from research.source_code import SourceRun, import_source
+
+    run = SourceRun(torch, import_source(F.source), torch.float32, 0)
+    layer = int(math.log2(resolution)) - 2
+    res = layer + 0.5 if layer else 0.5           # a = 0.5 in a fade; 4x4 is stable
+    real = torch.rand(BATCH, 3, resolution, resolution)
+    counter = iter(range(10**9))
+
+    def step():
+        run.step(next(counter), res, real, torch.randn(BATCH, 8192), torch.randn(BATCH, 8192),
+                 None)
+    return step
+
+
+def time_one(resolution):
+    import tensorflow as tf
+    import torch
+
+    tf.config.threading.set_intra_op_parallelism_threads(F.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(F.threads)
+    torch.set_num_threads(F.threads)
+    calls, nets = {"source": source_step(resolution)}, {}
+    for width in F.widths:
+        calls[f"mel_tf_w{width}"], nets[width] = mel_tf_step(resolution, float(width))
+    for call in calls.values():
+        for _ in range(1 + F.warmup):
+            call()
+    times = interleaved(calls, F.rounds, F.per_round)
+    result = {"resolution": resolution}
+    for name, seconds in times.items():
+        result[name] = {"median_s": statistics.median(seconds), "min_s": min(seconds)}
+    for width, net in nets.items():
+        name = f"mel_tf_w{width}"
+        ratios = [s / m for s, m in zip(times["source"], times[name])]
+        gflops = iteration_gflops(net, resolution, resolution > 4, BATCH)
+        result[name].update(speedup_vs_source=statistics.median(ratios),
+                            gflops_per_iter=gflops,
+                            gflops_per_s=gflops / result[name]["median_s"])
+    return result
+
+
+def main(argv):
+    del argv
+    if F.one is not None:
+        print("RESULT " + json.dumps(time_one(F.one)), flush=True)
+        return 0
+    rows = []
+    for r in [int(x) for x in F.resolutions.split(",")]:
+        args = [sys.executable, "-m", "benchmarks.source_ab", f"--one={r}"] + [
+            a for a in sys.argv[1:] if not a.startswith(("--out", "--one"))]
+        out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+        rows.append(json.loads(out.split("RESULT ", 1)[1]))
+        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    emit_json({"benchmark": "source_ab", "date": datetime.date.today().isoformat(),
+               "command": " ".join(["python -m benchmarks.source_ab"] + sys.argv[1:]),
+               "threads": F.threads, "batch_size": BATCH, "rounds": F.rounds,
+               "per_round": F.per_round, "machine": machine_info(
+                   packages=("tensorflow-cpu", "keras", "torch")), "results": rows}, F.out)
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)
