@@ -335,13 +335,13 @@ def test_command_line_control_errors_are_one_line(exported, tmp_path, args, mess
     result = _run_cli(f"--model={model_path}", *args, f"--out={tmp_path / 'out'}")
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("generate: error:") and message in last
+    assert last.startswith("generate.py: error:") and message in last
     assert not (tmp_path / "out").exists()
 
 
 def test_tflite_generation_with_controls_never_imports_tensorflow(exported, tmp_path):
     model_path = os.path.join(exported[1], "generator.tflite")
-    code = ("import sys\nfrom mel_tf import generate\n"
+    code = ("import sys\nfrom mel_tf.cli import generate\n"
             f"sys.argv = ['mel-generate', '--model={model_path}', '--variations_of=3', "
             f"'--truncation=0.7', '--num=2', '--out={tmp_path}']\n"
             "try:\n    generate.run()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
