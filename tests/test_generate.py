@@ -1,6 +1,7 @@
 """Seeds -> latents (pinned to SplitMix64's published outputs), interpolation,
 loading every kind of model, and deterministic icons from the command line."""
 
+import json
 import math
 import os
 import struct
@@ -13,8 +14,9 @@ import pytest
 from conftest import IN_8X8_FADE, PAST_16X16_FADE, REPO, make_run_dir
 from mel_tf.deploy import generate
 from mel_tf.deploy.seeds import (TRUNCATION, TRUNCATION_TAG, VARIATION, VARIATION_TAG,
-                                 interpolate_latents, latents_for_seed, splitmix64,
-                                 variation_latents, variation_seed)
+                                 float32_text, interpolate_latents, latent_test_vectors,
+                                 latents_for_seed, splitmix64, variation_latents,
+                                 variation_seed)
 from mel_tf.deploy.serving import ModelLoadError, load_model
 
 # ---- the seed rule ------------------------------------------------------------------------
@@ -335,13 +337,13 @@ def test_command_line_control_errors_are_one_line(exported, tmp_path, args, mess
     result = _run_cli(f"--model={model_path}", *args, f"--out={tmp_path / 'out'}")
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("generate: error:") and message in last
+    assert last.startswith("generate.py: error:") and message in last
     assert not (tmp_path / "out").exists()
 
 
 def test_tflite_generation_with_controls_never_imports_tensorflow(exported, tmp_path):
     model_path = os.path.join(exported[1], "generator.tflite")
-    code = ("import sys\nfrom mel_tf import generate\n"
+    code = ("import sys\nfrom mel_tf.cli import generate\n"
             f"sys.argv = ['mel-generate', '--model={model_path}', '--variations_of=3', "
             f"'--truncation=0.7', '--num=2', '--out={tmp_path}']\n"
             "try:\n    generate.run()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
@@ -351,3 +353,91 @@ def test_tflite_generation_with_controls_never_imports_tensorflow(exported, tmp_
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1].startswith("False")
     assert sorted(os.listdir(tmp_path)) == ["grid.png", "variation_0000.png", "variation_0001.png"]
+
+
+# ---- test vectors for ports (--print_latents) ------------------------------------------------
+
+_SHOWN = ["0", "1", "2", "3", "7"]       # of a latent of 8: the first four and the last
+
+
+def test_latent_test_vectors_show_the_rules_test_vectors():
+    vectors = latent_test_vectors(1234567, 2, 8, truncation=0.5)
+    assert (vectors["seed"], vectors["latent_dim"], vectors["num"], vectors["truncation"]) == (
+        "1234567", 8, 2, 0.5)
+    assert vectors["resample_seed"] == TRUNCATION["test_vectors"]["seed 1234567: R"]
+    # 16 normals take x_1 .. x_16; the first three are SEED_TO_Z's test vector.
+    assert vectors["splitmix64"] == {"1": "6457827717110365317", "2": "3203168211198807973",
+                                     "3": "9817491932198370423", "4": "4593380528125082431",
+                                     "16": str(splitmix64(1234567, 16)[15])}
+    expected = TRUNCATION["test_vectors"]["seed 1234567, D 8, t 0.5"]
+    assert vectors["latents"][0] == {"index": 0, "entries": {
+        i: expected[int(i)] for i in _SHOWN}}
+    second = latents_for_seed(1234567, 2, 8, 0.5)[1]
+    assert vectors["latents"][1]["entries"] == {i: float32_text(second[int(i)]) for i in _SHOWN}
+
+    vectors = latent_test_vectors(1234567, 3, 8, variation_strength=0.3)
+    assert vectors["truncation"] is None and "resample_seed" not in vectors
+    assert vectors["variation_strength"] == 0.3
+    # Variations read only latent 0 of the seed: x_1 .. x_8.
+    assert list(vectors["splitmix64"]) == ["1", "2", "3", "4", "8"]
+    assert [v["variation_seed"] for v in vectors["latents"]] == VARIATION["test_vectors"][
+        "seed 1234567: V_0, V_1, V_2"]
+    expected = VARIATION["test_vectors"]["seed 1234567, D 8, k 2, s 0.3, t off"]
+    assert vectors["latents"][2]["entries"] == {i: expected[int(i)] for i in _SHOWN}
+
+
+def test_latent_test_vectors_of_odd_and_short_latents():
+    vectors = latent_test_vectors(-1, 3, 3)
+    assert vectors["seed"] == str(2 ** 64 - 1)
+    # 9 normals draw 5 pairs: x_1 .. x_10.
+    assert vectors["splitmix64"]["10"] == str(splitmix64(2 ** 64 - 1, 10)[9])
+    assert len(vectors["splitmix64"]) == 5
+    z = latents_for_seed(-1, 3, 3)
+    for i, latent in enumerate(vectors["latents"]):
+        assert latent["entries"] == {str(j): float32_text(z[i, j]) for j in range(3)}
+    # Every text reads back as its float32 exactly.
+    assert np.float32(float32_text(z[2, 2])) == z[2, 2]
+    assert [float32_text(x) for x in (1.0, -0.0, 1e-6)] == ["1.0", "-0.0", "0.000001"]
+
+
+def test_command_line_prints_latents_without_a_model():
+    result = _run_cli("--print_latents", "--latent_dim=8", "--seed=1234567", "--num=2",
+                      "--truncation=0.5")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == latent_test_vectors(1234567, 2, 8, 0.5)
+    result = _run_cli("--print_latents", "--latent_dim=8", "--variations_of=1234567", "--num=3",
+                      "--variation_strength=0.3", "--truncation=1.0")
+    assert result.returncode == 0, result.stderr
+    printed = json.loads(result.stdout)
+    expected = VARIATION["test_vectors"]["seed 1234567, D 8, k 2, s 0.3, t 1.0"]
+    assert printed["latents"][2]["entries"] == {i: expected[int(i)] for i in _SHOWN}
+    assert printed == latent_test_vectors(1234567, 3, 8, 1.0, 0.3)
+
+
+def test_command_line_prints_latents_of_a_models_size(exported, tmp_path):
+    model_path = os.path.join(exported[1], "generator.tflite")
+    result = subprocess.run([sys.executable, os.path.join(REPO, "generate.py"), "--print_latents",
+                             f"--model={model_path}", "--seed=5", "--num=2"],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr
+    printed = json.loads(result.stdout)
+    assert printed["latent_dim"] == load_model(model_path).latent_dim == 128
+    assert printed == latent_test_vectors(5, 2, 128)
+    assert list(printed["latents"][1]["entries"]) == ["0", "1", "2", "3", "127"]
+    assert os.listdir(tmp_path) == []          # no PNGs, no grid
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--print_latents"], "from --model or from --latent_dim"),
+    (["--print_latents", "--latent_dim=8", "--model=m.tflite"], "from --model or from --latent_dim"),
+    (["--print_latents", "--latent_dim=8", "--out=x"], "writes no files"),
+    (["--print_latents", "--latent_dim=8", "--interpolate"], "not an interpolation"),
+    (["--print_latents", "--latent_dim=8", "--truncation=0.01"], "at least 0.05"),
+    (["--out=x"], "--model and --out are required"),
+    (["--model=m.tflite"], "--model and --out are required"),
+    (["--latent_dim=8", "--model=m.tflite", "--out=x"], "goes with --print_latents only")])
+def test_command_line_print_latents_errors_are_one_line(args, message):
+    result = _run_cli(*args)
+    assert result.returncode == 1 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("generate.py: error:") and message in lines[0]

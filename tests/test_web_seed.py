@@ -1,4 +1,4 @@
-"""The page's seed rules (mel_tf/web_page/seed.js, run by node) against Python's
+"""The page's seed rules (mel_tf/deploy/web_page/seed.js, run by node) against Python's
 latents_for_seed (also with truncation), variation_latents and
 interpolate_latents, bit for bit, and its parsers."""
 
@@ -14,7 +14,7 @@ from conftest import REPO
 from mel_tf.deploy.seeds import (SEED_TO_Z, TRUNCATION, VARIATION, interpolate_latents,
                                  latents_for_seed, variation_latents, variation_seed)
 
-SEED_JS = os.path.join(REPO, "mel_tf", "web_page", "seed.js")
+SEED_JS = os.path.join(REPO, "mel_tf", "deploy", "web_page", "seed.js")
 
 RUNNER = """
 import * as seed from "./seed.mjs";

@@ -6,6 +6,10 @@
         writes DIR/frame_0000.png ... and DIR/interpolation.gif
     mel-generate --model=PATH --variations_of=7 --variation_strength=0.3 --num=6 --out=DIR
         writes DIR/variation_0000.png ... (variations 0..5 of seed 7) and DIR/grid.png
+    mel-generate --print_latents --latent_dim=8192 --seed=7 --num=2 [--truncation=T]
+        prints test vectors of those latents as JSON, for checking a port of the seed
+        rule (docs/mobile.md); --model=PATH instead of --latent_dim takes the model's
+        size. Runs no model and writes no file.
 
 --truncation=T (with any of them) redraws every latent entry beyond +-T: cleaner,
 less varied icons. Truncation and variations follow the rules TRUNCATION and
@@ -28,9 +32,11 @@ from absl import flags
 from mel_tf.cli import fail, run_app
 
 flags.DEFINE_string("model", None, "A .tflite file, SavedModel folder, export folder or "
-                    "run directory.", required=True)
-flags.DEFINE_string("out", None, "Folder for the PNGs (created).", required=True)
-flags.DEFINE_integer("num", 16, "Icons to make.", lower_bound=1)
+                    "run directory (required unless --print_latents with --latent_dim).")
+flags.DEFINE_string("out", None, "Folder for the PNGs (created; required unless "
+                    "--print_latents).")
+flags.DEFINE_integer("num", 16, "Icons to make (latents to print with --print_latents).",
+                     lower_bound=1)
 flags.DEFINE_integer("seed", 0, "Seed of the latents (see mel_tf.deploy.seeds).")
 flags.DEFINE_bool("interpolate", False, "Interpolate from --seed to --seed2 instead.")
 flags.DEFINE_integer("seed2", None, "End of the interpolation (default: seed + 1).")
@@ -45,6 +51,10 @@ flags.DEFINE_integer("variations_of", None, "Write variations 0..num-1 of this s
                      "instead (mel_tf.deploy.seeds.VARIATION).")
 flags.DEFINE_float("variation_strength", 0.3, "How far variations move from the seed: 0 "
                    "is the seed's icon, 1 an unrelated one.", lower_bound=0.0, upper_bound=1.0)
+flags.DEFINE_bool("print_latents", False, "Print test vectors of the latents of --seed (or "
+                  "--variations_of) as JSON instead of making icons (docs/mobile.md).")
+flags.DEFINE_integer("latent_dim", None, "Latent size for --print_latents without --model.",
+                     lower_bound=1)
 F = flags.FLAGS
 
 
@@ -90,6 +100,37 @@ def variations(model):
           f"{F.out}/variation_*.png")
 
 
+def print_latents(latent_dim: int):
+    import json
+    from mel_tf.deploy.seeds import latent_test_vectors
+    if F.variations_of is None:
+        vectors = latent_test_vectors(F.seed, F.num, latent_dim, F.truncation)
+    else:
+        vectors = latent_test_vectors(F.variations_of, F.num, latent_dim, F.truncation,
+                                      F.variation_strength)
+    print(json.dumps(vectors, indent=2))
+
+
+def check_flags():
+    """ValueError for flags that do not go together."""
+    if F.interpolate and F.variations_of is not None:
+        raise ValueError("--interpolate and --variations_of cannot be combined")
+    if not F.print_latents:
+        if F.model is None or F.out is None:
+            raise ValueError("--model and --out are required to make icons")
+        if F.latent_dim is not None:
+            raise ValueError("--latent_dim goes with --print_latents only")
+        return
+    if F.interpolate:
+        raise ValueError("--print_latents prints the latents of --seed or --variations_of, "
+                         "not an interpolation")
+    if F.out is not None:
+        raise ValueError("--print_latents writes no files; leave out --out")
+    if (F.model is None) == (F.latent_dim is None):
+        raise ValueError("--print_latents takes the latent size from --model or from "
+                         "--latent_dim: give one of them")
+
+
 def truncation_note() -> str:
     return "" if F.truncation is None else f", truncation {F.truncation}"
 
@@ -104,12 +145,14 @@ def main(argv):
     from mel_tf.deploy.serving import load_model
     try:
         check_truncation(F.truncation)
-        if F.interpolate and F.variations_of is not None:
-            raise ValueError("--interpolate and --variations_of cannot be combined")
-        model = load_model(F.model, num_threads=F.threads)
+        check_flags()
+        # --print_latents with --latent_dim needs no model (and no TensorFlow).
+        model = None if F.model is None else load_model(F.model, num_threads=F.threads)
     except ValueError as e:      # ModelLoadError too
         fail(e)
-    if F.interpolate:
+    if F.print_latents:
+        print_latents(F.latent_dim if model is None else model.latent_dim)
+    elif F.interpolate:
         interpolation(model)
     elif F.variations_of is not None:
         variations(model)

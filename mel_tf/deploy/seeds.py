@@ -4,7 +4,9 @@ The same seed gives the same latents on every machine and in a phone app (see
 `latents_for_seed` for the exact rule). Two controls change a seed's latent
 under rules of their own, written into every exported JSON beside SEED_TO_Z:
 truncation (TRUNCATION: entries beyond +-t are redrawn, fewer odd icons, less
-variety) and variations (VARIATION: icons near a seed's). numpy only.
+variety) and variations (VARIATION: icons near a seed's). `latent_test_vectors`
+gives the numbers that check a port of the rules (`mel-generate --print_latents`,
+docs/mobile.md). numpy only.
 """
 
 from __future__ import annotations
@@ -254,3 +256,54 @@ def interpolate_latents(a: np.ndarray, b: np.ndarray, frames: int,
     if mode == "linear":
         return np.stack([(1.0 - t) * a + t * b for t in ts]).astype(np.float32)
     return np.stack([slerp(a, b, t) for t in ts])
+
+
+# ---- test vectors for ports (mel-generate --print_latents; format in docs/mobile.md) ------
+
+VECTOR_ENTRIES = 4      # the first entries shown of each latent, beside its last
+
+
+def latent_test_vectors(seed: int, num: int, latent_dim: int,
+                        truncation: Optional[float] = None,
+                        variation_strength: Optional[float] = None) -> dict:
+    """Numbers that check a port of the rules: latents 0 .. num-1 of `seed`, or with
+    `variation_strength` variations 0 .. num-1 of it. Each latent shows its first
+    VECTOR_ENTRIES entries and its last; "splitmix64" the first four and the last
+    of the seed's SplitMix64 outputs that they use (x_k keyed by k). Integers are
+    decimal strings (JSON numbers above 2^53 lose digits in JavaScript), and each
+    float32 is the shortest decimal that reads back as it."""
+    t = check_truncation(truncation)
+    vectors = {"rule": SEED_TO_Z["algorithm"], "seed": str(int(seed) & _MASK64),
+               "latent_dim": latent_dim, "num": num,
+               "truncation": None if t == math.inf else t}
+    if t != math.inf:
+        vectors["truncation_rule"] = TRUNCATION["algorithm"]
+        vectors["resample_seed"] = str(derived_seed(seed, TRUNCATION_TAG))
+    if variation_strength is None:
+        z = latents_for_seed(seed, num, latent_dim, truncation)
+        used = num * latent_dim
+        latents = [{"index": i} for i in range(num)]
+    else:
+        z = variation_latents(seed, num, latent_dim, variation_strength, truncation)
+        used = latent_dim            # the seed's own stream gives latent 0 only
+        vectors["variation_rule"] = VARIATION["algorithm"]
+        vectors["variation_strength"] = float(variation_strength)
+        latents = [{"index": k, "variation_seed": str(variation_seed(seed, k))}
+                   for k in range(num)]
+    used += used % 2                 # normals come in pairs: an odd count draws one more
+    x = splitmix64(seed, used)
+    vectors["splitmix64"] = {str(k + 1): str(int(x[k])) for k in _shown(used)}
+    for latent, values in zip(latents, z):
+        latent["entries"] = {str(i): float32_text(values[i]) for i in _shown(latent_dim)}
+    vectors["latents"] = latents
+    return vectors
+
+
+def _shown(count: int) -> list:
+    """Indices shown of `count` values: the first VECTOR_ENTRIES and the last."""
+    return sorted(set(range(min(VECTOR_ENTRIES, count))) | {count - 1})
+
+
+def float32_text(value) -> str:
+    """The shortest decimal that reads back as this float32 ("1.0", "-0.33103386")."""
+    return np.format_float_positional(np.float32(value), unique=True, trim="0")
