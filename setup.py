@@ -31,7 +31,7 @@ setup(
                 "images and exports a generator for on-device use",
     license="Apache-2.0",
     packages=find_packages(include=["mel_tf", "mel_tf.*"]),
-    package_data={"mel_tf": ["configs/*.flags"], "mel_tf.training": ["twemoji_faces.txt"],
+    package_data={"mel_tf": ["configs/*.flags"], "mel_tf.training": ["twemoji_faces.txt", "step_seconds.json"],
                   "mel_tf.deploy": ["web_page/*"]},
     cmdclass={"build_py": BuildWithLiteRTJS},
     python_requires=">=3.10",

@@ -25,7 +25,7 @@ import sys
 from absl import app, flags
 
 from benchmarks.machine import emit_json, interleaved, machine_info
-from benchmarks.flops import iteration_gflops
+from mel_tf.training.estimate import iteration_gflops
 
 F = flags.FLAGS
 flags.DEFINE_string("source", None, "A clone of zassou65535/image_generator_2.", required=True)
@@ -36,6 +36,8 @@ flags.DEFINE_integer("warmup", 3, "Untimed iterations of each after tracing.")
 flags.DEFINE_integer("rounds", 6, "Alternating timed rounds.")
 flags.DEFINE_integer("per_round", 2, "Iterations of each system per round.")
 flags.DEFINE_string("out", None, "Write the JSON here (always printed).")
+flags.DEFINE_string("table_out", None, "Also write mel_tf's seconds per iteration per width "
+                    "and resolution here, for mel_tf.training.estimate (its step_seconds.json).")
 flags.DEFINE_integer("one", None, "Internal: time one resolution in this process.")
 BATCH = 8
 
@@ -123,12 +125,24 @@ def main(argv):
         out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
         rows.append(json.loads(out.split("RESULT ", 1)[1]))
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-    emit_json({"benchmark": "source_ab", "date": datetime.date.today().isoformat(),
-               "command": " ".join(["python -m benchmarks.source_ab"] + sys.argv[1:]),
-               "threads": F.threads, "batch_size": BATCH, "rounds": F.rounds,
-               "per_round": F.per_round, "machine": machine_info(
-                   packages=("tensorflow-cpu", "keras", "torch")), "results": rows}, F.out)
+    result = {"benchmark": "source_ab", "date": datetime.date.today().isoformat(),
+              "command": " ".join(["python -m benchmarks.source_ab"] + sys.argv[1:]),
+              "threads": F.threads, "batch_size": BATCH, "rounds": F.rounds,
+              "per_round": F.per_round, "machine": machine_info(
+                  packages=("tensorflow-cpu", "keras", "torch")), "results": rows}
+    emit_json(result, F.out)
+    if F.table_out:
+        write_step_table(result, F.table_out)
     return 0
+
+
+def write_step_table(result: dict, path: str):
+    """mel_tf's median seconds per iteration, {width: {resolution: s}}, with where from."""
+    seconds = {w: {str(r["resolution"]): round(r[f"mel_tf_w{w}"]["median_s"], 4)
+                   for r in result["results"]} for w in F.widths}
+    with open(path, "w") as f:
+        json.dump({"machine": result["machine"]["cpu"], "date": result["date"],
+                   "threads": F.threads, "source": F.out, "seconds": seconds}, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import time
 
 from absl import app, flags
 
-from benchmarks.flops import iteration_gflops
+from mel_tf.training.estimate import iteration_gflops
 from benchmarks.machine import emit_json, machine_info
 
 
