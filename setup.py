@@ -61,8 +61,7 @@ setup(
         "gpu": ["tensorflow[and-cuda]>=2.16"],
         "mac": ["tensorflow>=2.16"],
         # The browser test drives the system's Chromium (apt chromium); playwright
-        # is only the Python driver and downloads nothing by itself. build makes
-        # the wheel that the installation test installs in a fresh venv.
-        "test": ["pytest", "scipy", "playwright", "build"],
+        # is only the Python driver and downloads nothing by itself.
+        "test": ["pytest", "scipy", "playwright"],
     },
 )
