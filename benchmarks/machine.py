@@ -4,6 +4,8 @@ import importlib.metadata
 import json
 import os
 import platform
+import subprocess
+import sys
 import time
 
 
@@ -77,3 +79,28 @@ def finished_untrained_run(run, preset_name, resolution, width):
     state.images_shown.assign(schedule_for(net_cfg, train_cfg).total_images)
     rundir.checkpoint_manager(run, generator_ema=generator, state=state).save()
     return net_cfg
+
+
+RESULT_MARK = "RESULT "
+
+
+def print_result(result: dict) -> None:
+    """The line a per-resolution subprocess ends with (see `run_each`)."""
+    print(RESULT_MARK + json.dumps(result), flush=True)
+
+
+def run_each(module: str, resolutions, drop=("--out", "--resolutions")) -> list:
+    """For each resolution, `python -m <module> --one=R` with this process's other
+    flags, in a fresh process (its memory and compiled state its own); returns the
+    results the subprocesses printed with `print_result`."""
+    passthrough = [a for a in sys.argv[1:] if not a.startswith(drop + ("--one",))]
+    results = []
+    for r in resolutions:
+        proc = subprocess.run([sys.executable, "-m", module, f"--one={r}"] + passthrough,
+                              capture_output=True, text=True)
+        lines = [l for l in proc.stdout.splitlines() if l.startswith(RESULT_MARK)]
+        if proc.returncode != 0 or not lines:
+            raise SystemExit(f"{module} at {r}: {proc.stderr[-3000:]}")
+        results.append(json.loads(lines[-1][len(RESULT_MARK):]))
+        print(json.dumps(results[-1]), file=sys.stderr, flush=True)
+    return results

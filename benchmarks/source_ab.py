@@ -19,12 +19,11 @@ import datetime
 import json
 import math
 import statistics
-import subprocess
 import sys
 
 from absl import app, flags
 
-from benchmarks.machine import emit_json, interleaved, machine_info
+from benchmarks.machine import emit_json, interleaved, machine_info, print_result, run_each
 from mel_tf.training.estimate import iteration_gflops
 
 F = flags.FLAGS
@@ -116,15 +115,9 @@ def time_one(resolution):
 def main(argv):
     del argv
     if F.one is not None:
-        print("RESULT " + json.dumps(time_one(F.one)), flush=True)
+        print_result(time_one(F.one))
         return 0
-    rows = []
-    for r in [int(x) for x in F.resolutions.split(",")]:
-        args = [sys.executable, "-m", "benchmarks.source_ab", f"--one={r}"] + [
-            a for a in sys.argv[1:] if not a.startswith(("--out", "--one"))]
-        out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
-        rows.append(json.loads(out.split("RESULT ", 1)[1]))
-        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    rows = run_each("benchmarks.source_ab", [int(x) for x in F.resolutions.split(",")])
     result = {"benchmark": "source_ab", "date": datetime.date.today().isoformat(),
               "command": " ".join(["python -m benchmarks.source_ab"] + sys.argv[1:]),
               "threads": F.threads, "batch_size": BATCH, "rounds": F.rounds,

@@ -15,18 +15,14 @@ waiting for data.
 from __future__ import annotations
 
 import datetime
-import json
-import os
 import resource
 import statistics
-import subprocess
-import sys
 import time
 
 from absl import app, flags
 
 from mel_tf.training.estimate import iteration_gflops
-from benchmarks.machine import emit_json, machine_info
+from benchmarks.machine import emit_json, machine_info, print_result, run_each
 
 
 F = flags.FLAGS
@@ -120,19 +116,9 @@ def data_wait(model, net, tc, resolution, step_fn, steps=30):
 def main(argv):
     del argv
     if F.one is not None:
-        print("RESULT " + json.dumps(time_one(F.one)), flush=True)
+        print_result(time_one(F.one))
         return 0
-    results = []
-    passthrough = [a for a in sys.argv[1:] if not a.startswith(("--out", "--resolutions"))]
-    for r in (int(x) for x in F.resolutions.split(",")):
-        proc = subprocess.run([sys.executable, os.path.abspath(__file__), f"--one={r}"] + passthrough,
-                              capture_output=True, text=True)
-        lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
-        if proc.returncode != 0 or not lines:
-            print(proc.stderr[-3000:], file=sys.stderr)
-            return 1
-        results.append(json.loads(lines[-1][7:]))
-        print(json.dumps(results[-1]), file=sys.stderr, flush=True)
+    results = run_each("benchmarks.train_bench", (int(x) for x in F.resolutions.split(",")))
     out = {"preset": F.preset, "width": F.width, "batch_size": F.batch_size, "xla": F.xla,
            "mixed_precision": F.mixed_precision,
            "machine": machine_info(),

@@ -379,8 +379,8 @@ def ms_ssim(img1: np.ndarray, img2: np.ndarray,
     by repeating its last row/column); then prod(relu(cs_i)^w_i for the finer
     scales) * relu(ssim_last)^w_last per channel, averaged over channels.
     It is numpy with the window applied as two 1-D passes because TF's CPU
-    11x11 depthwise convolution took ~0.3 s per 192-px pair here (a few
-    thousand images took many minutes). Like TF it computes in float32, but
+    11x11 depthwise convolution is an order of magnitude slower (see
+    docs/evaluation.md). Like TF it computes in float32, but
     on values shifted by -max_val/2: covariances ignore the shift, and the
     smaller squares cancel with ~4x less rounding in E[xy] - E[x]E[y].
     The side must be at least filter_size * 2^(scales - 1).
