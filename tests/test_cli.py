@@ -16,9 +16,10 @@ from conftest import REPO
 
 TINY = ["--resolution=8", "--width=0.015625", "--batch_size=4", "--fade_images=40",
         "--stable_images=40", "--metrics_images=8", "--sample_every=0", "--noxla"]
-# TensorFlow's C++ start-up lines, absl's log lines and the progress bar: not errors.
+# TensorFlow's C++ start-up lines, absl's log lines, mel_tf's own ("HH:MM:SS message")
+# and the progress bar: not errors.
 _LOG_LINE = re.compile(r"^([IWE]\d{4} |WARNING: All log messages|To enable the following|"
-                       r"\[[#-]{20}\] )")
+                       r"\d\d:\d\d:\d\d |\[[#-]{20}\] )")
 
 
 def write_pngs(folder, n=12, size=12, seed=3):
