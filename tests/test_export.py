@@ -139,6 +139,14 @@ def _empty(tmp_path):
     return str(tmp_path / "run")
 
 
+def _damaged(tmp_path):
+    """A run whose only checkpoint was cut short (a crash, a full disk)."""
+    make_run_dir(tmp_path / "run", PAST_16X16_FADE)
+    data = tmp_path / "run" / "checkpoints" / "ckpt-1.data-00000-of-00001"
+    os.truncate(data, os.path.getsize(data) // 2)
+    return str(tmp_path / "run")
+
+
 def _stopped_at(images_shown):
     def build(tmp_path):
         make_run_dir(tmp_path / "run", images_shown)
@@ -151,6 +159,7 @@ BAD_RUNS = {  # case: (make the run directory, part of the message)
     "empty": (_empty, "not a mel_tf run directory"),
     "no_checkpoint": (_config_only, "no checkpoint"),
     "mismatch": (_mismatched_checkpoint, "does not match"),
+    "damaged": (_damaged, r"can be read: .*ckpt-1\.data-00000-of-00001 \(Read less bytes"),
     "in_4x4": (_stopped_at(IN_4X4_STABLE), "not finished a stage"),
     "in_8x8_fade": (_stopped_at(IN_8X8_FADE), "not finished a stage"),
 }

@@ -1,6 +1,8 @@
 """The training step and loop: EMA, resume, divergence, run directories, strategies."""
 
+import dataclasses
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -11,6 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import make_run_dir
 from mel_tf.training import rundir
 from mel_tf.config import TrainConfig, preset
 from mel_tf.training.data import ImageSet, LoadReport
@@ -18,6 +21,7 @@ from mel_tf.training.schedule import schedule_for
 from mel_tf.config import Execution, LoopOptions
 from mel_tf.training.callbacks import TrainingDiverged
 from mel_tf.training.loop import train
+from mel_tf.training.networks import Generator, initialize
 from mel_tf.training.progan import ProGAN, step_noise
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -75,11 +79,30 @@ def test_train_step_moves_both_networks_and_the_ema_follows_the_rampup():
         np.testing.assert_allclose(e, 0.5 * (a + b), rtol=1e-5, atol=1e-6)
 
 
-def test_resume_mid_fade_continues_exactly_like_an_uninterrupted_run(tmp_path):
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The tiny run trained from start to end in one call."""
+    net, tc = tiny_run()
+    full = train(net, tc, tiny_images(), str(tmp_path_factory.mktemp("full") / "run"),
+                 options=QUIET, execution=NO_XLA)
+    assert full["done"] and full["images_shown"] == 32 * 3
+    return full
+
+
+def assert_same_state(a, b):
+    """Two ProGAN models hold the same networks and optimizer state."""
+    for x, y in zip(a.generator.weights + a.discriminator.weights + a.generator_ema.weights,
+                    b.generator.weights + b.discriminator.weights + b.generator_ema.weights):
+        np.testing.assert_allclose(x.numpy(), y.numpy(), rtol=1e-5, atol=1e-6)
+    for x, y in zip(a.g_optimizer.variables + a.d_optimizer.variables,
+                    b.g_optimizer.variables + b.d_optimizer.variables):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6)
+
+
+def test_resume_mid_fade_continues_exactly_like_an_uninterrupted_run(tmp_path, uninterrupted):
     net, tc = tiny_run()
     images = tiny_images()
-    full = train(net, tc, images, str(tmp_path / "full"), options=QUIET, execution=NO_XLA)
-    assert full["done"] and full["images_shown"] == 32 * 3
+    full = uninterrupted
     # The same run, stopped after 11 steps (44 images: inside the 8x8 fade) and resumed.
     part = train(net, tc, images, str(tmp_path / "split"),
                  options=LoopOptions(progress=False, sample_every_images=0,
@@ -90,11 +113,71 @@ def test_resume_mid_fade_continues_exactly_like_an_uninterrupted_run(tmp_path):
     assert shown == 44
     rest = train(net, tc, images, str(tmp_path / "split"), options=QUIET, execution=NO_XLA)
     assert rest["done"] and rest["step"] == full["step"]
-    for a, b in zip(full["model"].generator.weights + full["model"].discriminator.weights,
-                    rest["model"].generator.weights + rest["model"].discriminator.weights):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
-    for a, b in zip(full["model"].g_optimizer.variables, rest["model"].g_optimizer.variables):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+    assert_same_state(full["model"], rest["model"])
+
+
+def cut_in_half(path):
+    """What a crash or a full disk can leave of a file."""
+    os.truncate(path, os.path.getsize(path) // 2)
+
+
+def test_a_damaged_latest_checkpoint_resumes_from_the_one_before(tmp_path, uninterrupted,
+                                                                   caplog):
+    net, tc = tiny_run()
+    images = tiny_images()
+    logdir = str(tmp_path / "run")
+    # Checkpoints at the phase ends (steps 8 and 16) and at the stop (step 20).
+    train(net, tc, images, logdir, options=dataclasses.replace(QUIET, stop_after_steps=20),
+          execution=NO_XLA)
+    ckpts = os.path.join(logdir, rundir.CHECKPOINT_DIR)
+    damaged = os.path.join(ckpts, "ckpt-20.data-00000-of-00001")
+    cut_in_half(damaged)
+    with caplog.at_level(logging.INFO, logger="mel_tf"):
+        rest = train(net, tc, images, logdir, options=QUIET, execution=NO_XLA)
+    lines = [r.getMessage() for r in caplog.records]
+    notes = [line for line in lines if "could not read" in line]
+    assert len(notes) == 1 and f"{damaged} (Read less bytes than requested)" in notes[0]
+    assert "using the checkpoint ckpt-16" in notes[0], notes
+    assert any("from ckpt-16: 64 images shown, step 16" in line for line in lines), lines
+    # Runs are exactly resumable: the same end as without the damage.
+    assert rest["done"] and rest["step"] == uninterrupted["step"] == 24
+    assert_same_state(uninterrupted["model"], rest["model"])
+    # ckpt-20 left the index (it did not take ckpt-8's place among the 3 kept)
+    # and its files were set aside.
+    listed = tf.train.get_checkpoint_state(ckpts).all_model_checkpoint_paths
+    assert [os.path.basename(p) for p in listed] == ["ckpt-8", "ckpt-16", "ckpt-24"]
+    assert sorted(os.listdir(os.path.join(ckpts, rundir.DAMAGED_DIR))) == [
+        "ckpt-20.data-00000-of-00001", "ckpt-20.index"]
+
+
+def test_reading_the_ema_generator_skips_a_damaged_checkpoint(tmp_path, caplog):
+    logdir = tmp_path / "run"
+    _, _, first = make_run_dir(logdir, 100, seed=0)                # ckpt-1
+    later = Generator(first.cfg, name="generator_ema")
+    initialize(later, 1)
+    state = rundir.RunState()
+    state.images_shown.assign(200)
+    rundir.checkpoint_manager(str(logdir), generator_ema=later, state=state).save(2)
+    ckpts = logdir / rundir.CHECKPOINT_DIR
+    before = sorted(os.listdir(ckpts))
+    cut_in_half(ckpts / "ckpt-2.data-00000-of-00001")
+    with caplog.at_level(logging.WARNING, logger="mel_tf"):
+        loaded = rundir.load_ema(str(logdir))
+    assert os.path.basename(loaded.path) == "ckpt-1" and loaded.images_shown == 100
+    for a, b in zip(loaded.generator.weights, first.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert [r.getMessage() for r in caplog.records] == [
+        f"could not read {ckpts / 'ckpt-2.data-00000-of-00001'} (Read less bytes than "
+        "requested): using the checkpoint ckpt-1 instead"]
+    # Reading leaves the run directory alone: its run may be training.
+    assert sorted(os.listdir(ckpts)) == before
+    cut_in_half(ckpts / "ckpt-1.data-00000-of-00001")
+    with pytest.raises(rundir.RunDirError) as info:
+        rundir.load_ema_generator(str(logdir))
+    assert str(info.value) == (
+        f"no checkpoint in {ckpts} can be read: {ckpts / 'ckpt-2.data-00000-of-00001'} (Read "
+        "less bytes than requested) (and 1 older); restore the folder from a backup, or move "
+        "it away to start over")
 
 
 class StepRecorder(keras.callbacks.Callback):
