@@ -17,9 +17,10 @@ from mel_tf.cli import LOG_LINE
 
 TINY = ["--resolution=8", "--width=0.015625", "--batch_size=4", "--fade_images=40",
         "--stable_images=40", "--metrics_images=8", "--sample_every=0", "--noxla"]
-# TensorFlow's C++ start-up lines, absl's log lines and the progress bar: not errors.
+# TensorFlow's C++ start-up lines, absl's log lines, mel_tf's own ("HH:MM:SS message")
+# and the progress bar: not errors.
 _LOG_LINE = re.compile(r"^([IWE]\d{4} |WARNING: All log messages|To enable the following|"
-                       r"\[[#-]{20}\] )")
+                       r"\d\d:\d\d:\d\d |\[[#-]{20}\] )")
 
 
 def write_pngs(folder, n=12, size=12, seed=3):
@@ -187,6 +188,37 @@ def test_a_full_disk_during_a_checkpoint_is_one_line_and_the_last_one_loads(tmp_
                           "ckpt-10 is kept")
     _, _, _, images_shown = rundir.load_ema_generator(str(tmp_path / "run"))
     assert images_shown == 40
+
+
+def test_damaged_checkpoints_fall_back_or_stop_in_one_line(tmp_path):
+    write_pngs(tmp_path / "icons")
+    args = ["--data_dir=icons", "--logdir=run"] + TINY
+    first = run_program("train", args + ["--max_steps=12"], tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    ckpts = tmp_path / "run" / "checkpoints"
+
+    def cut_in_half(step):
+        path = ckpts / f"ckpt-{step}.data-00000-of-00001"
+        os.truncate(path, os.path.getsize(path) // 2)
+        return path
+    # The latest (the stop at step 12) is cut short: the run goes on from step 10.
+    damaged = cut_in_half(12)
+    resumed = run_program("train", args + ["--max_steps=14"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    notes = [line for line in resumed.stderr.splitlines() if "could not read" in line]
+    assert len(notes) == 1, resumed.stderr[-3000:]
+    assert ("could not read run/checkpoints/ckpt-12.data-00000-of-00001 (Read less bytes "
+            "than requested): using the checkpoint ckpt-10 instead" in notes[0]), notes
+    assert "Resuming run from ckpt-10: 40 images shown, step 10" in resumed.stderr
+    assert not damaged.exists()
+    # Every checkpoint cut short: one line naming the latest's file, and nothing written.
+    cut_in_half(10), cut_in_half(14)
+    before = snapshot(ckpts)
+    line = assert_one_line_error(run_program("train", args, tmp_path),
+                                 "ckpt-14.data-00000-of-00001 (Read less bytes than requested)",
+                                 "(and 1 older)")
+    assert line.startswith("train.py: error: no checkpoint in run/checkpoints can be read"), line
+    assert snapshot(ckpts) == before
 
 
 def test_evaluate_scores_against_the_runs_own_data(tmp_path):

@@ -1,8 +1,12 @@
 """Export of a tiny run: SavedModel and .tflite files against the Keras generator,
-the description JSON, and every refusal leaving no output behind."""
+the description JSON, every refusal leaving no output behind, and formats that
+add up in one folder (another network refused without overwrite, a failed export
+leaving the folder as it was)."""
 
+import errno
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -13,7 +17,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 from conftest import (IN_4X4_STABLE, IN_8X8_FADE, IN_16X16_FADE, PAST_16X16_FADE, REPO,
                       make_run_dir)
-from mel_tf.deploy import convert
+from mel_tf.deploy import convert, web
 from mel_tf.training import rundir
 from mel_tf.deploy.export import ExportError, export_generator
 
@@ -139,6 +143,14 @@ def _empty(tmp_path):
     return str(tmp_path / "run")
 
 
+def _damaged(tmp_path):
+    """A run whose only checkpoint was cut short (a crash, a full disk)."""
+    make_run_dir(tmp_path / "run", PAST_16X16_FADE)
+    data = tmp_path / "run" / "checkpoints" / "ckpt-1.data-00000-of-00001"
+    os.truncate(data, os.path.getsize(data) // 2)
+    return str(tmp_path / "run")
+
+
 def _stopped_at(images_shown):
     def build(tmp_path):
         make_run_dir(tmp_path / "run", images_shown)
@@ -151,6 +163,7 @@ BAD_RUNS = {  # case: (make the run directory, part of the message)
     "empty": (_empty, "not a mel_tf run directory"),
     "no_checkpoint": (_config_only, "no checkpoint"),
     "mismatch": (_mismatched_checkpoint, "does not match"),
+    "damaged": (_damaged, r"can be read: .*ckpt-1\.data-00000-of-00001 \(Read less bytes"),
     "in_4x4": (_stopped_at(IN_4X4_STABLE), "not finished a stage"),
     "in_8x8_fade": (_stopped_at(IN_8X8_FADE), "not finished a stage"),
 }
@@ -204,18 +217,132 @@ def test_failed_validation_leaves_nothing(tmp_path, make_run, monkeypatch):
     assert _leftovers(tmp_path) == []
 
 
-def test_non_empty_out_dir_needs_overwrite_and_keeps_other_files(tmp_path, make_run):
+def test_a_folder_without_an_export_needs_overwrite_and_keeps_its_files(tmp_path, make_run):
     logdir = make_run()
     out = tmp_path / "out"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    (out / "generator_int8.tflite").write_text("stale")
-    with pytest.raises(ExportError, match="not empty"):
+    (out / "generator_int8.tflite").write_text("found here, without a record")
+    with pytest.raises(ExportError, match="not empty and holds no export record"):
         export_generator(logdir, str(out))
-    export_generator(logdir, str(out), overwrite=True)
-    assert sorted(os.listdir(out)) == ["generator.json", "notes.txt", "saved_model"]
+    summary = export_generator(logdir, str(out), overwrite=True)
+    assert sorted(os.listdir(out)) == ["generator.json", "generator_int8.tflite", "notes.txt",
+                                       "saved_model"]
     assert (out / "notes.txt").read_text() == "mine"
+    assert (out / "generator_int8.tflite").read_text() == "found here, without a record"
+    record = _record(out)
+    assert record["formats"] == {"saved_model": record["source"], "tflite_int8": None}
+    assert summary["kept"] == ["tflite_int8"]
     assert _leftovers(tmp_path) == []
+
+
+# ---- exports that add up ------------------------------------------------------------------
+
+def _snapshot(folder):
+    """Every file below `folder` with its bytes."""
+    return {str(path.relative_to(folder)): path.read_bytes()
+            for path in sorted(pathlib.Path(folder).rglob("*")) if path.is_file()}
+
+
+def _record(out):
+    with open(os.path.join(out, "generator.json")) as f:
+        return json.load(f)["export"]
+
+
+def _require_litertjs():
+    try:
+        web.check_litertjs()
+    except ExportError as e:
+        if os.environ.get("CI"):
+            pytest.fail(f"{e}; CI must run the --web exports")
+        pytest.skip(str(e))
+
+
+def test_formats_add_up_in_one_folder(tmp_path, make_run):
+    _require_litertjs()
+    logdir = make_run()
+    out = tmp_path / "out"
+    export_generator(logdir, str(out), tflite=True)
+    float32 = (out / "generator.tflite").read_bytes()
+    summary = export_generator(logdir, str(out), web=True)
+    assert sorted(os.listdir(out)) == ["generator.json", "generator.tflite", "saved_model", "web"]
+    assert (out / "generator.tflite").read_bytes() == float32
+    assert summary["kept"] == ["tflite_float32"]
+    described = json.loads((out / "generator.json").read_text())
+    # generator.json still describes the float32 file it kept.
+    assert described["file"] == "generator.tflite" and described["bytes"] == len(float32)
+    record = described["export"]
+    assert record["source"]["run"] == "run" and record["source"]["checkpoint"] == "ckpt-1"
+    assert record["source"]["resolution"] == 16
+    assert record["formats"] == dict.fromkeys(["saved_model", "tflite_float32", "web"],
+                                              record["source"])
+    page = _snapshot(out / "web")
+    summary = export_generator(logdir, str(out), quantize="int8")
+    assert sorted(os.listdir(out)) == ["generator.json", "generator.tflite", "generator_int8.json",
+                                       "generator_int8.tflite", "saved_model", "web"]
+    assert _snapshot(out / "web") == page and summary["kept"] == ["web"]
+    assert list(_record(out)["formats"]) == ["saved_model", "tflite_float32", "tflite_int8", "web"]
+    # --overwrite replaces what the call writes, never another format's files.
+    tflites = {name: (out / name).read_bytes() for name in os.listdir(out)
+               if name.endswith(".tflite")}
+    export_generator(logdir, str(out), web=True, overwrite=True)
+    assert {name: (out / name).read_bytes() for name in tflites} == tflites
+    assert list(_record(out)["formats"]) == ["saved_model", "tflite_float32", "tflite_int8", "web"]
+    assert _leftovers(tmp_path) == []
+
+
+def test_another_run_or_stage_into_the_folder_needs_overwrite(tmp_path, make_run):
+    logdir, other = make_run(), make_run(name="other", seed=1)
+    out = tmp_path / "out"
+    export_generator(logdir, str(out), tflite=True)
+    before = _snapshot(out)
+    result = subprocess.run(
+        [sys.executable, os.path.join(REPO, "export.py"), f"--logdir={other}", f"--out={out}",
+         "--web"], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("export.py: error:")]
+    assert lines == [f"export.py: error: {out} holds an export of ckpt-1 of the run 'run' at "
+                     "16x16, not of ckpt-1 of the run 'other' at 16x16; choose another output "
+                     "folder (--out) or pass overwrite (--overwrite) to replace its SavedModel "
+                     "and the formats written now (other formats' files are kept)"], lines
+    with pytest.raises(ExportError, match="of the run 'run' at 16x16, not of ckpt-1 of the "
+                                          "run 'run' at 8x8"):
+        export_generator(logdir, str(out), resolution=8)
+    assert _snapshot(out) == before
+    # Replaced: the shared files; kept, under its own source: the float32 file.
+    summary = export_generator(other, str(out), overwrite=True)
+    assert (out / "generator.tflite").read_bytes() == before["generator.tflite"]
+    assert summary["kept"] == ["tflite_float32"]
+    described = json.loads((out / "generator.json").read_text())
+    assert described["file"] == "saved_model/" and described["export"]["source"]["run"] == "other"
+    assert described["export"]["formats"]["tflite_float32"] == json.loads(
+        before["generator.json"])["export"]["source"]
+    assert _leftovers(tmp_path) == []
+
+
+def test_a_failed_export_leaves_an_export_folder_as_it_was(tmp_path, make_run, monkeypatch):
+    logdir = make_run()
+    out = tmp_path / "out"
+    export_generator(logdir, str(out))
+    (out / "notes.txt").write_text("mine")
+    before = _snapshot(out)
+    real = convert.run_tflite
+    monkeypatch.setattr(convert, "run_tflite", lambda path, z: 255 - real(path, z))
+    with pytest.raises(ExportError, match="differs from the Keras generator"):
+        export_generator(logdir, str(out), tflite=True)
+    assert _snapshot(out) == before and _leftovers(tmp_path) == []
+    monkeypatch.undo()
+    # Moving in fails at the last entry: the entries replaced before it are put back.
+    rename = os.replace
+
+    def failing_replace(src, dst):
+        if ".export-" in str(src) and os.path.basename(src) == "generator.json":
+            raise OSError(errno.EIO, os.strerror(errno.EIO), str(dst))
+        rename(src, dst)
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError, match="Input/output error"):
+        export_generator(logdir, str(out), tflite=True)
+    assert _snapshot(out) == before and _leftovers(tmp_path) == []
 
 
 def test_command_line_error_is_one_line(tmp_path):

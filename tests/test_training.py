@@ -1,6 +1,8 @@
 """The training step and loop: EMA, resume, divergence, run directories, strategies."""
 
+import dataclasses
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -11,17 +13,21 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import make_run_dir
 from mel_tf.training import rundir
 from mel_tf.config import TrainConfig, preset
 from mel_tf.training.data import ImageSet, LoadReport
 from mel_tf.training.schedule import schedule_for
-from mel_tf.config import LoopOptions
+from mel_tf.config import Execution, LoopOptions
 from mel_tf.training.callbacks import TrainingDiverged
 from mel_tf.training.loop import train
+from mel_tf.training.networks import Generator, initialize
 from mel_tf.training.progan import ProGAN, step_noise
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUIET = LoopOptions(progress=False, sample_every_images=0, checkpoint_every_images=0)
+# XLA compiles each phase's step anew: slower than the step itself in these tiny runs.
+NO_XLA = Execution(xla=False)
 
 
 def tiny_images(n=16, size=8, seed=0):
@@ -32,7 +38,7 @@ def tiny_images(n=16, size=8, seed=0):
 
 def tiny_run(**changes):
     net = preset("seed", 8, width=1 / 64)
-    tc = TrainConfig(fade_images=32, stable_images=32, batch_size=4, xla=False)
+    tc = TrainConfig(fade_images=32, stable_images=32, batch_size=4)
     return net, tc.replace(**changes)
 
 
@@ -73,25 +79,105 @@ def test_train_step_moves_both_networks_and_the_ema_follows_the_rampup():
         np.testing.assert_allclose(e, 0.5 * (a + b), rtol=1e-5, atol=1e-6)
 
 
-def test_resume_mid_fade_continues_exactly_like_an_uninterrupted_run(tmp_path):
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The tiny run trained from start to end in one call."""
+    net, tc = tiny_run()
+    full = train(net, tc, tiny_images(), str(tmp_path_factory.mktemp("full") / "run"),
+                 options=QUIET, execution=NO_XLA)
+    assert full["done"] and full["images_shown"] == 32 * 3
+    return full
+
+
+def assert_same_state(a, b):
+    """Two ProGAN models hold the same networks and optimizer state."""
+    for x, y in zip(a.generator.weights + a.discriminator.weights + a.generator_ema.weights,
+                    b.generator.weights + b.discriminator.weights + b.generator_ema.weights):
+        np.testing.assert_allclose(x.numpy(), y.numpy(), rtol=1e-5, atol=1e-6)
+    for x, y in zip(a.g_optimizer.variables + a.d_optimizer.variables,
+                    b.g_optimizer.variables + b.d_optimizer.variables):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6)
+
+
+def test_resume_mid_fade_continues_exactly_like_an_uninterrupted_run(tmp_path, uninterrupted):
     net, tc = tiny_run()
     images = tiny_images()
-    full = train(net, tc, images, str(tmp_path / "full"), options=QUIET)
-    assert full["done"] and full["images_shown"] == 32 * 3
+    full = uninterrupted
     # The same run, stopped after 11 steps (44 images: inside the 8x8 fade) and resumed.
     part = train(net, tc, images, str(tmp_path / "split"),
                  options=LoopOptions(progress=False, sample_every_images=0,
-                                     checkpoint_every_images=0, stop_after_steps=11))
+                                     checkpoint_every_images=0, stop_after_steps=11),
+                 execution=NO_XLA)
     assert part["stopped"] == "stop_after_steps" and part["images_shown"] == 44
     _, _, _, shown = rundir.load_ema_generator(str(tmp_path / "split"))
     assert shown == 44
-    rest = train(net, tc, images, str(tmp_path / "split"), options=QUIET)
+    rest = train(net, tc, images, str(tmp_path / "split"), options=QUIET, execution=NO_XLA)
     assert rest["done"] and rest["step"] == full["step"]
-    for a, b in zip(full["model"].generator.weights + full["model"].discriminator.weights,
-                    rest["model"].generator.weights + rest["model"].discriminator.weights):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
-    for a, b in zip(full["model"].g_optimizer.variables, rest["model"].g_optimizer.variables):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+    assert_same_state(full["model"], rest["model"])
+
+
+def cut_in_half(path):
+    """What a crash or a full disk can leave of a file."""
+    os.truncate(path, os.path.getsize(path) // 2)
+
+
+def test_a_damaged_latest_checkpoint_resumes_from_the_one_before(tmp_path, uninterrupted,
+                                                                   caplog):
+    net, tc = tiny_run()
+    images = tiny_images()
+    logdir = str(tmp_path / "run")
+    # Checkpoints at the phase ends (steps 8 and 16) and at the stop (step 20).
+    train(net, tc, images, logdir, options=dataclasses.replace(QUIET, stop_after_steps=20),
+          execution=NO_XLA)
+    ckpts = os.path.join(logdir, rundir.CHECKPOINT_DIR)
+    damaged = os.path.join(ckpts, "ckpt-20.data-00000-of-00001")
+    cut_in_half(damaged)
+    with caplog.at_level(logging.INFO, logger="mel_tf"):
+        rest = train(net, tc, images, logdir, options=QUIET, execution=NO_XLA)
+    lines = [r.getMessage() for r in caplog.records]
+    notes = [line for line in lines if "could not read" in line]
+    assert len(notes) == 1 and f"{damaged} (Read less bytes than requested)" in notes[0]
+    assert "using the checkpoint ckpt-16" in notes[0], notes
+    assert any("from ckpt-16: 64 images shown, step 16" in line for line in lines), lines
+    # Runs are exactly resumable: the same end as without the damage.
+    assert rest["done"] and rest["step"] == uninterrupted["step"] == 24
+    assert_same_state(uninterrupted["model"], rest["model"])
+    # ckpt-20 left the index (it did not take ckpt-8's place among the 3 kept)
+    # and its files were set aside.
+    listed = tf.train.get_checkpoint_state(ckpts).all_model_checkpoint_paths
+    assert [os.path.basename(p) for p in listed] == ["ckpt-8", "ckpt-16", "ckpt-24"]
+    assert sorted(os.listdir(os.path.join(ckpts, rundir.DAMAGED_DIR))) == [
+        "ckpt-20.data-00000-of-00001", "ckpt-20.index"]
+
+
+def test_reading_the_ema_generator_skips_a_damaged_checkpoint(tmp_path, caplog):
+    logdir = tmp_path / "run"
+    _, _, first = make_run_dir(logdir, 100, seed=0)                # ckpt-1
+    later = Generator(first.cfg, name="generator_ema")
+    initialize(later, 1)
+    state = rundir.RunState()
+    state.images_shown.assign(200)
+    rundir.checkpoint_manager(str(logdir), generator_ema=later, state=state).save(2)
+    ckpts = logdir / rundir.CHECKPOINT_DIR
+    before = sorted(os.listdir(ckpts))
+    cut_in_half(ckpts / "ckpt-2.data-00000-of-00001")
+    with caplog.at_level(logging.WARNING, logger="mel_tf"):
+        loaded = rundir.load_ema(str(logdir))
+    assert os.path.basename(loaded.path) == "ckpt-1" and loaded.images_shown == 100
+    for a, b in zip(loaded.generator.weights, first.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert [r.getMessage() for r in caplog.records] == [
+        f"could not read {ckpts / 'ckpt-2.data-00000-of-00001'} (Read less bytes than "
+        "requested): using the checkpoint ckpt-1 instead"]
+    # Reading leaves the run directory alone: its run may be training.
+    assert sorted(os.listdir(ckpts)) == before
+    cut_in_half(ckpts / "ckpt-1.data-00000-of-00001")
+    with pytest.raises(rundir.RunDirError) as info:
+        rundir.load_ema_generator(str(logdir))
+    assert str(info.value) == (
+        f"no checkpoint in {ckpts} can be read: {ckpts / 'ckpt-2.data-00000-of-00001'} (Read "
+        "less bytes than requested) (and 1 older); restore the folder from a backup, or move "
+        "it away to start over")
 
 
 class StepRecorder(keras.callbacks.Callback):
@@ -112,7 +198,7 @@ def test_a_user_callback_sees_every_step_and_the_fade_follows_the_schedule(tmp_p
     net, tc = tiny_run()
     recorder = StepRecorder()
     result = train(net, tc, tiny_images(), str(tmp_path / "run"), options=QUIET,
-                   callbacks=[recorder])
+                   callbacks=[recorder], execution=NO_XLA)
     # 4x4 stable, 8x8 fade, 8x8 stable: 32 images each, 8 steps of 4.
     assert result["done"] and result["step"] == len(recorder.logs) == 24
     for logs in recorder.logs:
@@ -132,11 +218,12 @@ def test_a_user_callback_can_stop_the_run_and_it_resumes(tmp_path):
     net, tc = tiny_run()
     recorder = StepRecorder()
     part = train(net, tc, tiny_images(), str(tmp_path / "run"), options=QUIET,
-                 callbacks=[recorder, StopAtFive()])
+                 callbacks=[recorder, StopAtFive()], execution=NO_XLA)
     # Keras's own stop: saved like a Ctrl-C, and the same call resumes.
     assert part["stopped"] == "stop_training" and part["step"] == 5
     assert rundir.load_ema_generator(str(tmp_path / "run"))[3] == 20
-    rest = train(net, tc, tiny_images(), str(tmp_path / "run"), options=QUIET)
+    rest = train(net, tc, tiny_images(), str(tmp_path / "run"), options=QUIET,
+                 execution=NO_XLA)
     assert rest["done"] and rest["step"] == 24
 
 
@@ -145,11 +232,12 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     images = tiny_images()
     logdir = str(tmp_path / "run")
     train(net, tc, images, logdir, options=LoopOptions(
-        progress=False, sample_every_images=0, checkpoint_every_images=0, stop_after_steps=3))
+        progress=False, sample_every_images=0, checkpoint_every_images=0, stop_after_steps=3),
+        execution=NO_XLA)
     good = rundir.latest_checkpoint(logdir)
     with pytest.raises(TrainingDiverged, match="non-finite loss at step 3"):
         train(net, tc.replace(gp_weight=float("nan")), images, logdir, options=QUIET,
-              records=rundir.Records(allow_config_change=True))
+              records=rundir.Records(allow_config_change=True), execution=NO_XLA)
     assert rundir.latest_checkpoint(logdir) == good
 
 
@@ -159,9 +247,6 @@ def test_a_run_directory_with_other_architecture_is_refused(tmp_path):
     with pytest.raises(rundir.RunDirError, match="other architecture settings.*width"):
         rundir.prepare(str(tmp_path), net.replace(width=0.5), tc,
                        rundir.Records(allow_config_change=True))
-    # How the step runs (precision, XLA) may change on resume.
-    assert rundir.prepare(str(tmp_path), net.replace(dtype_policy="mixed_bfloat16"),
-                          tc.replace(xla=True))
     # What it computes only when asked, and then it is recorded.
     with pytest.raises(rundir.RunDirError, match=r"train.learning_rate: 0.0005 -> 0.0001"):
         rundir.prepare(str(tmp_path), net, tc.replace(learning_rate=1e-4))
@@ -177,9 +262,9 @@ def test_xla_and_bfloat16_steps_agree_with_float32():
     reference = ProGAN(net, tc)
     initial = weights(reference.weights)
     losses = {}
-    for name, n, xla in [("eager", net, False), ("xla", net, True),
-                         ("bf16", net.replace(dtype_policy="mixed_bfloat16"), True)]:
-        model = ProGAN(n, tc)
+    for name, policy, xla in [("eager", "float32", False), ("xla", "float32", True),
+                              ("bf16", "mixed_bfloat16", True)]:
+        model = ProGAN(net, tc, dtype_policy=policy)
         for v, w in zip(model.weights, initial):
             v.assign(w)
         model.set_stage(8, True)
@@ -198,16 +283,18 @@ MIRRORED_SCRIPT = textwrap.dedent("""
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     sys.path.insert(0, {root!r})
-    from mel_tf.config import TrainConfig, preset
+    from mel_tf.config import Execution, LoopOptions, TrainConfig, preset
     from mel_tf.training.data import ImageSet, LoadReport
+    from mel_tf.training.loop import train
     rng = np.random.default_rng(0)
     images = ImageSet([rng.integers(0, 256, (8, 8, 3), dtype=np.uint8) for _ in range(16)],
                       LoadReport("synthetic", 16))
     # MiniBatchStd groups of 2 lie inside each replica's half of a batch of 4.
     net = preset("seed", 8, width=1 / 64, mbstd_group_size=2)
-    tc = TrainConfig(fade_images=16, stable_images=16, batch_size=4, xla=False)
+    tc = TrainConfig(fade_images=16, stable_images=16, batch_size=4)
     opts = LoopOptions(progress=False, sample_every_images=0, checkpoint_every_images=0)
-    one = train(net, tc, images, sys.argv[1] + "/one", options=opts)
+    one = train(net, tc, images, sys.argv[1] + "/one", options=opts,
+                execution=Execution(xla=False))
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     assert strategy.num_replicas_in_sync == 2
     two = train(net, tc, images, sys.argv[1] + "/two", strategy=strategy, options=opts)

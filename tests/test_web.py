@@ -129,8 +129,8 @@ def test_title_and_credit_without_web_are_refused(tmp_path, make_run):
          f"--out={tmp_path / 'out'}", "--title=Mine"], capture_output=True, text=True, cwd=REPO,
         timeout=120)
     assert result.returncode == 1
-    errors = [line for line in result.stderr.splitlines() if line.startswith("export: error:")]
-    assert errors == ["export: error: --title and --credit are for the page: add --web"]
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert errors == ["export.py: error: --title and --credit are for the page: add --web"]
     assert not (tmp_path / "out").exists()
 
 

@@ -13,8 +13,15 @@ static page that makes icons in the browser with LiteRT.js:
 
 (--web needs the LiteRT.js npm packages: `npm ci` in the checkout.) The stage exported is
 the highest completed resolution unless --resolution says otherwise; a stage still fading
-in needs --allow_partial_fade. A non-empty --out is refused unless --overwrite, which
-replaces only an earlier export's files. Errors are one line on stderr, exit status 1.
+in needs --allow_partial_fade.
+
+Exports add up: another format exported into the same --out (say --tflite, then --web,
+then --quantize=int8) is added and the others are kept; the SavedModel and generator.json,
+shared by all, are rewritten, and generator.json records the formats present and the run,
+checkpoint and stage they came from. An --out holding an export of another run, checkpoint
+or stage, or files but no export, is refused unless --overwrite, which replaces only what
+this call writes and the shared files: never another format's files or your own. A failed
+export leaves --out as it was. Errors are one line on stderr, exit status 1.
 """
 
 import os
@@ -36,7 +43,9 @@ flags.DEFINE_list("quantize", ["none"], f"Comma list of {', '.join(QUANTIZE_MODE
 flags.DEFINE_integer("resolution", None, "Stage to export (default: highest completed).")
 flags.DEFINE_bool("allow_partial_fade", False, "Allow a stage whose fade is not finished "
                   "(exported at a=1).")
-flags.DEFINE_bool("overwrite", False, "Replace an earlier export in a non-empty --out.")
+flags.DEFINE_bool("overwrite", False, "Write into an --out holding an export of another "
+                  "run, checkpoint or stage (or other files); only this call's formats and "
+                  "the shared SavedModel and generator.json are replaced.")
 flags.DEFINE_string("dataset_credit", None, "Dataset credit for the JSON (default: from "
                     "the run's dataset.json).")
 flags.DEFINE_bool("web", False, "Also write OUT/web/: a static page generating icons in the "
@@ -69,6 +78,8 @@ def main(argv):
         quality = "" if psnr is None else (
             ", identical to float32" if psnr == float("inf") else f", PSNR {psnr:.1f} dB")
         print(f"  {os.path.basename(entry['path'])}: {entry['bytes'] / 1e6:.2f} MB{quality}")
+    if summary["kept"]:
+        print(f"  kept: {', '.join(summary['kept'])}")
     if "web" in summary:
         print(f"  web page: {summary['web']['path']} (serve it: python -m http.server -d "
               f"{summary['web']['path']})")

@@ -2,11 +2,13 @@
 
     out_dir/
       saved_model/                 TensorFlow SavedModel, signature "serving_default"
-      generator.json               what the model is (see below)
+      generator.json               what the model is (see below), and what the
+                                   folder holds (its "export" record)
       generator.tflite             float32 LiteRT model          (with tflite=True)
       generator_float16.tflite     float16 weights               (quantize "float16")
       generator_int8.tflite        int8 weights, dynamic range   (quantize "int8")
-      generator_*.json             one description beside each .tflite
+      generator_*.json             one description beside each .tflite (the
+                                   float32 one's is generator.json)
       web/                         a static page that runs the generator in a
                                    browser with LiteRT.js (web=True; mel_tf.deploy.web)
 
@@ -34,15 +36,25 @@ Metadata. The `tflite_support` metadata writer would need protobuf 3 and so
 cannot be installed beside TensorFlow 2.21; the JSON beside each .tflite is the
 documented description instead.
 
+Exports add up. Another export into the same folder adds the formats it writes
+and keeps the others; the SavedModel and generator.json, shared by every
+format, are rewritten. That holds only for the same network (the same run,
+checkpoint and stage): an export of another one into the folder is refused
+unless `overwrite`, and so is one into a folder holding files but no export
+record. `overwrite` replaces only what the call writes and the shared files,
+never another format's files or files that are not an export's.
+generator.json's "export" entry records the formats present and what each was
+exported from (mel_tf.deploy.export_folder states the rule and the record).
+
 Output safety. Everything is written into a temporary folder beside out_dir,
-validated, and only then moved into place, so a failed export leaves nothing
-behind. An existing out_dir that is not empty is refused unless `overwrite`;
-with `overwrite` only the names above are replaced and any other file in the
-folder is left alone.
+validated, and only then moved into place, so a failed export leaves out_dir
+as it was; the entries a successful one replaces are moved aside first and
+put back if moving the new ones in fails.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import logging
@@ -62,24 +74,24 @@ from mel_tf.errors import first_line
 from mel_tf.training import rundir
 from mel_tf.training.data import TWEMOJI_CREDIT
 from mel_tf.deploy import web as web_page
-from mel_tf.deploy import convert
+from mel_tf.deploy import convert, export_folder
 from mel_tf.deploy.convert import ExportError
+from mel_tf.deploy.export_folder import RECORD_FILE, SAVED_MODEL_DIR, WEB_DIR
 from mel_tf.deploy.litert_layout import LiteRTGenerator
 from mel_tf.deploy.seeds import SEED_TO_Z, TRUNCATION, VARIATION, latents_for_seed
 from mel_tf.deploy.serving import (INPUT_NAME, OUTPUT_NAME, SIGNATURE_KEY, ModelLoadError,
                                    SavedModelIconModel, load_run_generator)
 
-SAVED_MODEL_DIR = "saved_model"
 QUANTIZE_MODES = ("none", "float16", "int8")
 # File stem and the description written into its JSON, per quantize mode.
 TFLITE_STEMS = {"none": "generator", "float16": "generator_float16", "int8": "generator_int8"}
 QUANTIZATION_NAMES = {"none": "float32",
                       "float16": "float16 weights, float32 compute",
                       "int8": "int8 weights (dynamic range), float32 activations"}
-WEB_DIR = "web"
-# Every name an export may write: with `overwrite` exactly these are replaced.
-OWN_NAMES = (SAVED_MODEL_DIR, WEB_DIR) + tuple(
-    stem + ext for stem in TFLITE_STEMS.values() for ext in (".tflite", ".json"))
+# The export folder's format of each mode's file (export_folder.FORMAT_FILES).
+TFLITE_FORMATS = {"none": "tflite_float32", "float16": "tflite_float16", "int8": "tflite_int8"}
+# generator.json's entries that describe generator.tflite, beside the shared ones.
+FLOAT32_FIELDS = ("file", "quantization", "bytes", "psnr_db_vs_float32", "max_abs_diff_vs_keras")
 # Credit line of the built-in Twemoji dataset, for runs trained on it.
 VALIDATION_LATENTS = 8
 
@@ -107,7 +119,7 @@ def export_generator(logdir: str, out_dir: str, tflite: bool = False,
     """
     log = log or _logger.info
     parse_quantize(quantize)          # refuse a bad mode before the slow part
-    _check_out_dir(out_dir, overwrite)
+    export_folder.check(export_folder.read(out_dir), None, overwrite)
     if web:
         web_page.check_litertjs()
     try:
@@ -119,6 +131,9 @@ def export_generator(logdir: str, out_dir: str, tflite: bool = False,
         log(f"exporting {run.resolution}x{run.resolution} at a=1 although its fade is only "
             f"{run.training_alpha:.0%} done (allow_partial_fade)")
     description = {
+        # The run by its folder's name: no local path in a published JSON.
+        "run": os.path.basename(os.path.abspath(logdir)),
+        "checkpoint": os.path.basename(run.checkpoint),
         "images_trained": run.images_shown,
         "fade_complete": run.fade_complete,
         "training_alpha": run.training_alpha,
@@ -144,11 +159,14 @@ def export_from_generator(generator, out_dir: str, resolution: Optional[int] = N
     needs LiteRT.js (mel_tf.deploy.litertjs).
 
     The generator itself is left untouched (a float32 copy is exported).
-    `description` entries are added to every JSON. Returns
+    `description` entries are added to every JSON; its "run" and "checkpoint"
+    name the source in out_dir's record. An out_dir that already holds an
+    export gets the formats written now added (see the module's rule). Returns
         {"out_dir", "resolution", "latent_dim",
          "saved_model": {"path", "bytes", "max_abs_diff"},
          "tflite": [{"path", "json", "quantize", "bytes", "max_abs_diff", "psnr_db"}, ...],
-         "web": {"path", "model", "bytes", "max_abs_diff", "litertjs"} (with web)}
+         "web": {"path", "model", "bytes", "max_abs_diff", "litertjs"} (with web),
+         "formats": [the formats out_dir holds now], "kept": [those kept from before]}
     where max_abs_diff is against the Keras generator (uint8 levels) and psnr_db
     against the float32 .tflite (inf when identical); both are None without
     `validate`.
@@ -158,7 +176,7 @@ def export_from_generator(generator, out_dir: str, resolution: Optional[int] = N
     if modes != ["none"] and not tflite:
         log(f"quantize {','.join(modes)} implies tflite")
         tflite = True
-    _check_out_dir(out_dir, overwrite)
+    export_folder.check(export_folder.read(out_dir), None, overwrite)
     if web:
         web_page.check_litertjs()
     net_cfg = generator.cfg
@@ -169,42 +187,112 @@ def export_from_generator(generator, out_dir: str, resolution: Optional[int] = N
     # The exported graph is the generator's function with ops laid out for
     # LiteRT; the reference icons come from the graph that was trained.
     trained = _float32_copy(generator, resolution)
-    net = LiteRTGenerator(trained)
+    base = _describe(net_cfg, resolution, description)
+    source = export_folder.source(base, export_folder.fingerprint(trained, resolution))
+    export_folder.check(export_folder.read(out_dir), source, overwrite)   # before the slow part
     z_check = np.random.default_rng(2024).standard_normal(
         (VALIDATION_LATENTS, net_cfg.latent_dim)).astype(np.float32)
     reference = convert.icons_from_generator(trained, z_check) if validate else None
+    request = _Request(modes if tflite else [], web, page_title, page_credit, overwrite, log)
 
     out_dir = os.path.abspath(out_dir)
     created_parents = _make_parents(out_dir)
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.export-",
                            dir=os.path.dirname(out_dir))
     try:
-        summary = {"out_dir": out_dir, "resolution": resolution,
-                   "latent_dim": net_cfg.latent_dim, "tflite": []}
-        saved_model, summary["saved_model"] = _export_saved_model(
-            net, tmp, out_dir, z_check, reference)
-        log(f"SavedModel {resolution}x{resolution}, latent_dim {net_cfg.latent_dim}"
-            + _diff_note(summary["saved_model"], "SavedModel"))
-        base = _describe(net_cfg, resolution, description)
-        # Without .tflite files, generator.json describes the SavedModel alone.
-        json_files = {"generator.json": dict(base, file=SAVED_MODEL_DIR + "/")}
-        if tflite:
-            summary["tflite"], tflite_json = _export_tflites(
-                saved_model, modes, tmp, out_dir, base, z_check, reference, log)
-            json_files.update(tflite_json)
-        if web:
-            summary["web"] = web_page.write_page(
-                net, os.path.join(tmp, WEB_DIR), os.path.join(out_dir, WEB_DIR), base,
-                z_check, reference, log, title=page_title, credit=page_credit)
-        for name, content in json_files.items():
-            with open(os.path.join(tmp, name), "w") as f:
-                json.dump(content, f, indent=2)
-        _move_into_place(tmp, out_dir, overwrite)
+        summary, description_json = _stage(LiteRTGenerator(trained), tmp, out_dir, base,
+                                           request, z_check, reference)
+        summary.update(_finish(tmp, out_dir, base, source, description_json, request))
     except BaseException:
         _remove_partial_export(tmp, created_parents)
         raise
     log(f"exported to {out_dir}")
     return summary
+
+
+@dataclasses.dataclass(frozen=True)
+class _Request:
+    """What one export call writes, and how."""
+
+    modes: List[str]                 # quantize modes of the .tflite files; [] for none
+    web: bool
+    page_title: Optional[str]
+    page_credit: Optional[str]
+    overwrite: bool
+    log: Callable[[str], None]
+
+    @property
+    def formats(self) -> List[str]:
+        """The formats written (export_folder.FORMAT_FILES)."""
+        tflites = _with_float32(self.modes) if self.modes else []
+        return (["saved_model"] + [TFLITE_FORMATS[m] for m in tflites]
+                + (["web"] if self.web else []))
+
+
+def _with_float32(modes: List[str]) -> List[str]:
+    """The .tflite files written for quantize `modes`: float32 first, always, as
+    every other file is scored against its icons."""
+    return ["none"] + [m for m in modes if m != "none"]
+
+
+def _stage(net, tmp: str, out_dir: str, base: dict, request: _Request, z_check: np.ndarray,
+           reference: Optional[np.ndarray]) -> Tuple[dict, Optional[dict]]:
+    """Writes and checks every file asked for in tmp, except generator.json.
+
+    Returns the summary and the float32 .tflite's description (None without it).
+    """
+    log = request.log
+    summary = {"out_dir": out_dir, "resolution": base["resolution"],
+               "latent_dim": base["latent_dim"], "tflite": []}
+    saved_model, summary["saved_model"] = _export_saved_model(net, tmp, out_dir, z_check,
+                                                              reference)
+    log(f"SavedModel {base['resolution']}x{base['resolution']}, latent_dim "
+        f"{base['latent_dim']}" + _diff_note(summary["saved_model"], "SavedModel"))
+    json_files = {}
+    if request.modes:
+        summary["tflite"], json_files = _export_tflites(saved_model, request.modes, tmp,
+                                                        out_dir, base, z_check, reference, log)
+    if request.web:
+        summary["web"] = web_page.write_page(
+            net, os.path.join(tmp, WEB_DIR), os.path.join(out_dir, WEB_DIR), base, z_check,
+            reference, log, title=request.page_title, credit=request.page_credit)
+    float32_json = json_files.pop(RECORD_FILE, None)
+    for name, content in json_files.items():
+        with open(os.path.join(tmp, name), "w") as f:
+            json.dump(content, f, indent=2)
+    return summary, float32_json
+
+
+def _finish(tmp: str, out_dir: str, base: dict, source: dict, float32_json: Optional[dict],
+            request: _Request) -> dict:
+    """Writes generator.json with the folder's record against what out_dir holds
+    now (checked again: it may have changed meanwhile) and moves tmp into place.
+    Returns the summary's {"formats", "kept"}."""
+    folder = export_folder.read(out_dir)
+    export_folder.check(folder, source, request.overwrite)
+    record = export_folder.record(folder, source, request.formats)
+    kept = [name for name in record["formats"] if name not in request.formats]
+    for name in kept:
+        if not export_folder.same_network(record["formats"][name], source):
+            request.log(f"kept {', '.join(export_folder.FORMAT_FILES[name])} of "
+                        f"{export_folder.describe(record['formats'][name])}: not the network "
+                        "exported now; export that format again or remove its files")
+    description = float32_json or _kept_float32_description(folder, record, base, source)
+    with open(os.path.join(tmp, RECORD_FILE), "w") as f:
+        json.dump(dict(description, export=record), f, indent=2)
+    export_folder.move_into_place(tmp, out_dir)
+    return {"formats": list(record["formats"]), "kept": kept}
+
+
+def _kept_float32_description(folder: export_folder.Folder, record: dict, base: dict,
+                              source: dict) -> dict:
+    """generator.json's description where this export writes no generator.tflite:
+    of the one kept, when it is of this network, else of the SavedModel."""
+    kept = record["formats"].get("tflite_float32")
+    if export_folder.same_network(kept, source):
+        return dict(base, **{k: folder.description[k] for k in FLOAT32_FIELDS
+                             if k in folder.description})
+    return dict(base, file=SAVED_MODEL_DIR + "/")
 
 
 def _export_saved_model(net, tmp: str, out_dir: str, z_check: np.ndarray,
@@ -228,7 +316,7 @@ def _export_tflites(saved_model: str, modes: List[str], tmp: str, out_dir: str,
     """Writes tmp's .tflite file for every mode, float32 first: every file is
     scored against its icons (PSNR). Returns their summary entries and JSON files."""
     entries, json_files, float_icons = [], {}, None
-    for mode in ["none"] + [m for m in modes if m != "none"]:
+    for mode in _with_float32(modes):
         entry, icons = _export_tflite(saved_model, mode, tmp, out_dir, z_check, reference)
         if mode == "none":
             float_icons = icons
@@ -385,15 +473,6 @@ def _tree_bytes(path: str) -> int:
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
 
 
-def _check_out_dir(out_dir: str, overwrite: bool):
-    """Refuses a file, or a non-empty folder without `overwrite`."""
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise ExportError(f"{out_dir} exists and is not a folder")
-    if os.path.isdir(out_dir) and os.listdir(out_dir) and not overwrite:
-        raise ExportError(f"{out_dir} is not empty; choose another output folder or pass "
-                          f"overwrite (--overwrite) to replace an earlier export there")
-
-
 def _make_parents(path: str) -> List[str]:
     """Creates the missing parents of `path`; returns them deepest first."""
     created = []
@@ -404,25 +483,3 @@ def _make_parents(path: str) -> List[str]:
     for d in reversed(created):
         os.mkdir(d)
     return created
-
-
-def _move_into_place(tmp: str, out_dir: str, overwrite: bool):
-    """Renames the finished export to out_dir (one rename when out_dir is new or
-    empty); with `overwrite`, replaces only the export's own names in it."""
-    _check_out_dir(out_dir, overwrite)         # again: something may have appeared meanwhile
-    if os.path.isdir(out_dir) and not os.listdir(out_dir):
-        os.rmdir(out_dir)
-    if not os.path.exists(out_dir):
-        os.replace(tmp, out_dir)
-        return
-    # A stale file from an earlier export (say an int8 model not asked for now)
-    # would contradict this one, so all own names go first.
-    for name in OWN_NAMES:
-        old = os.path.join(out_dir, name)
-        if os.path.isdir(old) and not os.path.islink(old):
-            shutil.rmtree(old)
-        elif os.path.lexists(old):
-            os.remove(old)
-    for name in os.listdir(tmp):
-        os.replace(os.path.join(tmp, name), os.path.join(out_dir, name))
-    os.rmdir(tmp)

@@ -142,6 +142,7 @@ class LoadedRun:
     resolution: int
     fade_complete: bool          # False only for a stage exported with allow_partial_fade
     training_alpha: float        # the run's a at that stage (1.0 once the fade is done)
+    checkpoint: str              # the checkpoint read (rundir.load_ema)
 
 
 def load_run_generator(logdir: str, resolution: Optional[int] = None,
@@ -155,7 +156,7 @@ def load_run_generator(logdir: str, resolution: Optional[int] = None,
     """
     from mel_tf.training import rundir                   # imports TensorFlow
     try:
-        generator, net_cfg, train_cfg, images_shown = rundir.load_ema_generator(logdir)
+        generator, net_cfg, train_cfg, images_shown, checkpoint = rundir.load_ema(logdir)
     except (ValueError, KeyError, TypeError, OSError) as e:  # RunDirError, bad config.json
         message = first_line(e)      # a mismatch lists variables and their values: keep it short
         raise ModelLoadError(message if len(message) <= 300 else message[:297] + "...") from e
@@ -190,4 +191,5 @@ def load_run_generator(logdir: str, resolution: Optional[int] = None,
                 f"allow_partial_fade (--allow_partial_fade) to export it at a=1 anyway{instead}")
     generator.set_stage(resolution, fading=False)
     alpha = 1.0 if fade_complete else float(position.alpha)
-    return LoadedRun(generator, net_cfg, train_cfg, images_shown, resolution, fade_complete, alpha)
+    return LoadedRun(generator, net_cfg, train_cfg, images_shown, resolution, fade_complete, alpha,
+                     checkpoint)

@@ -357,17 +357,28 @@ class CheckpointFiles:
     def __init__(self, logdir: str, objects: dict, max_to_keep: int, chief: bool):
         self.directory = os.path.join(logdir, rundir.CHECKPOINT_DIR)
         self._temp = None if chief else tempfile.mkdtemp(prefix="mel_tf_worker_")
-        self.manager = rundir.checkpoint_manager(logdir, max_to_keep, directory=self._temp,
-                                                 **objects)
+        self._new_manager = lambda: rundir.checkpoint_manager(
+            logdir, max_to_keep, directory=self._temp, **objects)
+        self.manager = self._new_manager()
         self.restored = None
 
     def restore(self) -> Optional[str]:
-        """Restores the chief's latest checkpoint; returns its path, or None."""
-        latest = tf.train.latest_checkpoint(self.directory)
-        if latest:
-            self.manager.checkpoint.restore(latest).assert_existing_objects_matched()
-            self.restored = latest
-        return latest
+        """Restores the chief's newest checkpoint that reads back whole; returns
+        its path, or None. Newer damaged ones are logged, and the chief sets
+        them aside (rundir.set_aside); RunDirError when none reads back."""
+        path, damaged = rundir.newest_loadable_checkpoint(self.directory)
+        if damaged:
+            note = rundir.fallback_note(damaged, path)
+            if self._temp is None:
+                aside = rundir.set_aside(self.directory, damaged)
+                note += f"; the damaged files are moved into {aside}"
+                # The manager holds the index's list as it was when it was made.
+                self.manager = self._new_manager()
+            log.warning(note)
+        if path:
+            self.manager.checkpoint.restore(path).assert_existing_objects_matched()
+            self.restored = path
+        return path
 
     def save(self, step: int) -> str:
         path = rundir.save_checkpoint(self.manager, step)

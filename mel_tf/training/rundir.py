@@ -6,20 +6,27 @@
       dataset.json        the data: what it is and how to reopen it (checked on resume)
       changes.log         settings changed on resume with --allow_config_change
       checkpoints/        tf.train.CheckpointManager: G, D, G EMA, optimizers, position
+        damaged/          checkpoints that did not read back, set aside on resume
       samples/            PNG grids of the EMA generator on a fixed latent batch
       events.out.tfevents.*   TensorBoard
 
 The position in the schedule is two integers (images shown, steps taken);
 the phase, a and every random draw are derived from them.
+
+A checkpoint is used only once every tensor in it reads back (a crash or a full
+disk can leave a file short): resuming and reading the EMA generator fall back
+to the newest checkpoint that does, with one log line naming the damaged file.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+import glob
 import json
+import logging
 import os
-from typing import Optional, Tuple
+from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
@@ -34,7 +41,13 @@ CHANGES_FILE = "changes.log"
 # What identifies a run's data in dataset.json: another value is another data set.
 DATA_IDENTITY = ("data_dir", "dataset", "background", "num_images")
 CHECKPOINT_DIR = "checkpoints"
+DAMAGED_DIR = "damaged"             # inside CHECKPOINT_DIR
 SAMPLES_DIR = "samples"
+# What reading a damaged checkpoint raises: a short file IndexError, a bad
+# checksum, a missing file or a garbled index an OpError.
+READ_ERRORS = (IndexError, ValueError, OSError, tf.errors.OpError)
+
+log = logging.getLogger("mel_tf")
 
 
 class RunDirError(ValueError):
@@ -223,21 +236,145 @@ def save_checkpoint(manager: tf.train.CheckpointManager, step: int) -> str:
 
 
 def latest_checkpoint(logdir: str) -> Optional[str]:
+    """The checkpoint the index names as the latest (unread: see newest_loadable_checkpoint)."""
     return tf.train.latest_checkpoint(os.path.join(logdir, CHECKPOINT_DIR))
 
 
-def load_ema_generator(logdir: str, dtype_policy: str = "float32"):
-    """The EMA generator of a run's latest checkpoint.
+@dataclasses.dataclass(frozen=True)
+class DamagedCheckpoint:
+    """A checkpoint that does not read back whole."""
 
-    Returns (generator, net_cfg, train_cfg, images_shown). Raises RunDirError
-    for a directory that is missing, not a run, or has no checkpoint.
+    path: str       # its prefix: .../checkpoints/ckpt-N
+    file: str       # the file that failed to read
+    reason: str     # TensorFlow's first line
+
+    def __str__(self):
+        return f"{self.file} ({self.reason})"
+
+
+def checkpoint_damage(path: str) -> Optional[DamagedCheckpoint]:
+    """None when every tensor of the checkpoint `path` reads back (its length
+    and checksum); else the file that failed and why.
+
+    A restore reads some tensors only when their objects are created (the
+    optimizers' slots, at the first step), so a short file would fail
+    mid-training: the whole checkpoint is read before it is used.
+    """
+    try:
+        reader = tf.train.load_checkpoint(path)
+    except READ_ERRORS as e:
+        return DamagedCheckpoint(path, path + ".index", first_line(e))
+    try:
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    except READ_ERRORS as e:
+        data = sorted(glob.glob(glob.escape(path) + ".data-*"))
+        return DamagedCheckpoint(path, data[0] if len(data) == 1 else path + ".data-*",
+                                 first_line(e))
+    return None
+
+
+def checkpoint_paths(directory: str) -> List[str]:
+    """The checkpoints the index of `directory` lists, oldest first."""
+    state = tf.train.get_checkpoint_state(directory)
+    if state is None:
+        return []
+    paths = list(state.all_model_checkpoint_paths)
+    if state.model_checkpoint_path and state.model_checkpoint_path not in paths:
+        paths.append(state.model_checkpoint_path)
+    return paths
+
+
+def newest_loadable_checkpoint(directory: str) -> Tuple[Optional[str], List[DamagedCheckpoint]]:
+    """The newest checkpoint in `directory` that reads back whole, and the newer
+    ones that do not, newest first. (None, []) when there is no checkpoint;
+    RunDirError, naming the newest one's damaged file, when none reads back.
+    """
+    damaged = []
+    for path in reversed(checkpoint_paths(directory)):
+        damage = checkpoint_damage(path)
+        if damage is None:
+            return path, damaged
+        damaged.append(damage)
+    if damaged:
+        older = f" (and {len(damaged) - 1} older)" if len(damaged) > 1 else ""
+        raise RunDirError(f"no checkpoint in {directory} can be read: {damaged[0]}{older}; "
+                          "restore the folder from a backup, or move it away to start over")
+    return None, []
+
+
+def fallback_note(damaged: Sequence[DamagedCheckpoint], used: str) -> str:
+    """The log line of a fall back from damaged checkpoints to `used`."""
+    return (f"could not read {'; '.join(map(str, damaged))}: using the checkpoint "
+            f"{os.path.basename(used)} instead")
+
+
+def set_aside(directory: str, damaged: Sequence[DamagedCheckpoint]) -> str:
+    """Takes damaged checkpoints out of the index of `directory` and moves their
+    files into its DAMAGED_DIR, which it returns.
+
+    A CheckpointManager keeps the index's list: a damaged checkpoint left in it
+    would take the place of a good one among the `max_to_keep`, and stay listed
+    after later saves. Make the manager after this.
+    """
+    state = tf.train.get_checkpoint_state(directory)
+    bad = {d.path for d in damaged}
+    stamps = dict(zip(state.all_model_checkpoint_paths, state.all_model_checkpoint_timestamps))
+    kept = [p for p in checkpoint_paths(directory) if p not in bad]
+    if kept:
+        _write_index(directory, kept, [stamps.get(p) for p in kept],
+                     state.last_preserved_timestamp)
+    aside = os.path.join(directory, DAMAGED_DIR)
+    os.makedirs(aside, exist_ok=True)
+    for d in damaged:
+        for f in glob.glob(glob.escape(d.path) + ".*"):
+            os.replace(f, os.path.join(aside, os.path.basename(f)))
+    return aside
+
+
+def _write_index(directory: str, paths: List[str], stamps: List[Optional[float]],
+                 last_preserved: float) -> None:
+    """Writes the index file of `directory` (atomically) listing `paths`, newest last."""
+    # CheckpointManager, which the deprecation notice of this function points
+    # to, cannot drop a checkpoint from its list. With an absolute folder and
+    # bare names the entries are written relative, as the manager writes them,
+    # so the run directory can move.
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        tf.compat.v1.train.update_checkpoint_state(
+            os.path.abspath(directory), os.path.basename(paths[-1]),
+            [os.path.basename(p) for p in paths],
+            all_model_checkpoint_timestamps=None if None in stamps else stamps,
+            last_preserved_timestamp=last_preserved)
+    finally:
+        logger.setLevel(level)
+
+
+class EmaCheckpoint(NamedTuple):
+    generator: object           # mel_tf.training.networks.Generator
+    net_cfg: NetworkConfig
+    train_cfg: TrainConfig
+    images_shown: int
+    path: str                   # the checkpoint read
+
+
+def load_ema(logdir: str, dtype_policy: str = "float32") -> EmaCheckpoint:
+    """The EMA generator of a run's newest checkpoint that reads back whole; a
+    newer damaged one is logged and skipped (the run directory is not changed).
+
+    Raises RunDirError for a directory that is missing, not a run, has no
+    checkpoint, none that reads back, or one that does not match config.json.
     """
     if not os.path.isdir(logdir):
         raise RunDirError(f"run directory {logdir} does not exist")
     net_cfg, train_cfg = read_config(logdir)
-    ckpt_path = latest_checkpoint(logdir)
+    ckpt_path, damaged = newest_loadable_checkpoint(os.path.join(logdir, CHECKPOINT_DIR))
     if ckpt_path is None:
         raise RunDirError(f"{logdir} has no checkpoint yet")
+    if damaged:
+        log.warning(fallback_note(damaged, ckpt_path))
     from mel_tf.training.networks import Generator  # networks pull in Keras; config readers need not
     generator = Generator(net_cfg, name="generator_ema", dtype_policy=dtype_policy)
     state = RunState()
@@ -247,7 +384,12 @@ def load_ema_generator(logdir: str, dtype_policy: str = "float32"):
     except (AssertionError, ValueError, tf.errors.OpError) as e:
         raise RunDirError(f"checkpoint {ckpt_path} does not match {CONFIG_FILE}: "
                           f"{first_line(e)}") from e
-    return generator, net_cfg, train_cfg, int(state.images_shown.numpy())
+    return EmaCheckpoint(generator, net_cfg, train_cfg, int(state.images_shown.numpy()), ckpt_path)
+
+
+def load_ema_generator(logdir: str, dtype_policy: str = "float32"):
+    """(generator, net_cfg, train_cfg, images_shown): `load_ema` without the path."""
+    return tuple(load_ema(logdir, dtype_policy))[:4]
 
 
 def completed_resolution(net_cfg: NetworkConfig, train_cfg: TrainConfig, images_shown: int) -> int:
