@@ -90,7 +90,7 @@ def data_config(run_dir):
 
 
 def real_images(data_cfg, resolution: int) -> np.ndarray:
-    from mel_tf import data as data_lib
+    from mel_tf.training import data as data_lib
     image_set = data_lib.open_data(data_cfg, resolution)
     n = min(F.num_images, len(image_set))
     rng = np.random.default_rng([F.seed, REAL_SUBSET_TAG])

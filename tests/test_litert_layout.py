@@ -102,5 +102,5 @@ def test_litert_generator_computes_the_trained_function(name, resolution, width)
 
 def test_litert_generator_needs_a_float32_generator():
     with pytest.raises(ValueError, match="float32"):
-        LiteRTGenerator(Generator(preset("seed", 8, width=1 / 32,
-                                         dtype_policy="mixed_bfloat16")))
+        LiteRTGenerator(Generator(preset("seed", 8, width=1 / 32),
+                                  dtype_policy="mixed_bfloat16"))

@@ -13,8 +13,7 @@ from conftest import REPO
 
 WORKER_SCRIPT = textwrap.dedent("""
     import json, sys, numpy as np, tensorflow as tf
-    sys.path.insert(0, {root!r})
-    from mel_tf.config import LoopOptions, TrainConfig, preset
+    from mel_tf.config import Execution, LoopOptions, TrainConfig, preset
     from mel_tf.training.data import ImageSet, LoadReport
     from mel_tf.training.loop import train
     logdir, out, stop = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -23,12 +22,13 @@ WORKER_SCRIPT = textwrap.dedent("""
                       LoadReport("synthetic", 16))
     # MiniBatchStd groups of 2 lie inside each worker's half of a batch of 4.
     net = preset("seed", 8, width=1 / 64, mbstd_group_size=2)
-    tc = TrainConfig(fade_images=16, stable_images=16, batch_size=4, xla=False)
+    tc = TrainConfig(fade_images=16, stable_images=16, batch_size=4)
     opts = LoopOptions(progress=False, sample_every_images=8, checkpoint_every_images=0,
                        stop_after_steps=stop or None)
     strategy = (tf.distribute.MultiWorkerMirroredStrategy() if "TF_CONFIG" in __import__("os").environ
                 else tf.distribute.get_strategy())
-    result = train(net, tc, images, logdir, strategy=strategy, options=opts)
+    result = train(net, tc, images, logdir, strategy=strategy, options=opts,
+                   execution=Execution(xla=False))
     np.savez(out, step=result["step"], *[w.numpy() for w in
              result["model"].generator.weights + result["model"].discriminator.weights])
 """)
@@ -49,7 +49,7 @@ def _run_workers(script, logdir, tmp_path, tag, stop):
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     procs = []
     for index in range(2):
-        env = dict(os.environ, TMPDIR=str(tmp_path / "tmp"), TF_CONFIG=json.dumps(
+        env = dict(os.environ, PYTHONPATH=REPO, TMPDIR=str(tmp_path / "tmp"), TF_CONFIG=json.dumps(
             {"cluster": cluster, "task": {"type": "worker", "index": index}}))
         procs.append(subprocess.Popen(
             [sys.executable, str(script), str(logdir), str(tmp_path / f"{tag}{index}.npz"),
@@ -62,7 +62,7 @@ def _run_workers(script, logdir, tmp_path, tag, stop):
 
 def test_two_workers_write_one_run_directory_that_resumes(tmp_path):
     script = tmp_path / "worker.py"
-    script.write_text(WORKER_SCRIPT.format(root=REPO))
+    script.write_text(WORKER_SCRIPT)
     logdir = tmp_path / "run"
     (tmp_path / "tmp").mkdir()
     # Stopped after 5 steps (inside the 8x8 fade), then resumed to the end: 12 steps.

@@ -15,7 +15,7 @@ def n_params(variables):
 
 
 def test_seed_parameter_counts_match_the_source():
-    g, d = build_networks(preset("seed", 256))
+    g, d = build_networks(preset("seed", 256, 1.0))      # the source's networks: full width
     assert n_params(g.trainable_variables) == 2_361_713
     assert n_params(d.trainable_variables) == 6_562_497
     assert n_params([v for v in g.trainable_variables if "to_rgb" in v.path]) == 1_545
@@ -23,12 +23,12 @@ def test_seed_parameter_counts_match_the_source():
 
 
 def test_paper_channel_table():
-    cfg = preset("paper", 1024)
+    cfg = preset("paper", 1024, 1.0)
     assert [cfg.features(r) for r in resolutions_up_to(1024)] == [512, 512, 512, 512, 256, 128, 64, 32, 16]
     assert cfg.latent_dim == 512
     assert cfg.g_block_channels(64) == (512, 256)
     assert cfg.d_block_channels(64) == (256, 256, 512)
-    seed = preset("seed", 256)
+    seed = preset("seed", 256, 1.0)
     assert seed.latent_dim == 8192
     assert seed.g_block_channels(4) == (512, 256) and seed.g_block_channels(256) == (8, 4)
     assert seed.d_block_channels(256) == (4, 8, 8)
@@ -38,7 +38,7 @@ def test_width_multiplier_narrows_every_layer():
     cfg = preset("seed", 32, width=1 / 16)
     assert cfg.base_channels == 32 and cfg.latent_dim == 512
     g, d = build_networks(cfg)
-    full_g, _ = build_networks(preset("seed", 32))
+    full_g, _ = build_networks(preset("seed", 32, 1.0))
     assert n_params(g.trainable_variables) < n_params(full_g.trainable_variables) / 100
 
 
@@ -171,15 +171,15 @@ def test_data_range_round_trip(name):
 
 
 def test_mixed_precision_policy_keeps_float32_weights_and_outputs():
-    cfg = preset("seed", 8, width=1 / 32, dtype_policy="mixed_bfloat16")
-    g, d = build_networks(cfg)
+    cfg = preset("seed", 8, width=1 / 32)
+    g, d = build_networks(cfg, dtype_policy="mixed_bfloat16")
     assert all(v.dtype == "float32" for v in g.weights)
     z = RNG.standard_normal((2, cfg.latent_dim)).astype(np.float32)
     g.set_stage(8)
     d.set_stage(8)
     x = g(z)
     assert x.dtype == tf.float32 and d(x).dtype == tf.float32
-    ref = Generator(cfg.replace(dtype_policy="float32"))
+    ref = Generator(cfg)
     for a, b in zip(ref.weights, g.weights):
         a.assign(b)
     ref.set_stage(8)

@@ -82,6 +82,24 @@ def find_cycle(edges) -> Optional[list]:
     return None
 
 
+def test_every_import_of_the_package_names_a_module_or_name_that_exists():
+    """Imports inside functions run late: a stale module name would fail only then."""
+    import importlib
+    known = modules()
+    for path in known.values():
+        for node in ast.walk(ast.parse(open(path).read())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("mel_tf"):
+                module = importlib.import_module(node.module)
+                for alias in node.names:
+                    assert (hasattr(module, alias.name)
+                            or f"{node.module}.{alias.name}" in known), (path, node.module,
+                                                                          alias.name)
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name.startswith("mel_tf"):
+                        assert alias.name in known, (path, alias.name)
+
+
 def test_no_import_cycle():
     edges, _ = graph()
     assert find_cycle(edges) is None, find_cycle(edges)

@@ -103,10 +103,10 @@ def copy_check_figures(model, image_set, fake, data_cfg) -> dict:
     grid of the closest pairs to --copy_check."""
     import numpy as np
 
-    from mel_tf import data as data_lib
+    from mel_tf.training import data as data_lib
     from mel_tf.images import image_grid, save_png
     from mel_tf.metrics import copy_check
-    from mel_tf.seeds import latents_for_seed
+    from mel_tf.deploy.seeds import latents_for_seed
 
     if F.num_images > len(fake):
         latents = latents_for_seed(F.seed, F.num_images, model.latent_dim)
