@@ -12,6 +12,9 @@ flag left out takes the default shown below, which is the configuration's own
 (mel_tf/config.py): the best configuration the project's studies found for a few
 hundred icons. Running the same command again resumes the run; a run directory
 holding other settings is refused. (`python train.py ...` is the same program.)
+
+Expected time of the defaults: {default_time}.
+Expected time of --config=mel256: {mel256_time}.
 """
 
 from __future__ import annotations
@@ -33,6 +36,21 @@ config_flags.define(F, module_name=__name__)
 CONFIGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                            "configs")
 DEMO = "demo"
+
+
+def shipped_configs(name: str):
+    """(NetworkConfig, TrainConfig) of a shipped flag file, read with fresh flags."""
+    values = flags.FlagValues()
+    config_flags.define(values)
+    values(["mel-train", f"--flagfile={shipped_config(name)}"])
+    return config_flags.read(config.NetworkConfig, values), config_flags.read(
+        config.TrainConfig, values)
+
+
+def expected_times() -> dict:
+    from mel_tf.training.estimate import expected_time
+    return {"default_time": expected_time(config.NetworkConfig(), config.TrainConfig()),
+            "mel256_time": expected_time(*shipped_configs("mel256"))}
 
 
 def shipped_config(name: str) -> str:
@@ -105,10 +123,12 @@ def opening_line(data_cfg, image_set, net_cfg, train_cfg, logdir) -> str:
     """What is trained, how long, and where to watch it."""
     from mel_tf.training.schedule import schedule_for
     schedule = schedule_for(net_cfg, train_cfg)
+    from mel_tf.training.estimate import expected_time
     return (f"Training the {net_cfg.preset} preset at width {net_cfg.width:g} up to "
             f"{net_cfg.resolution}x{net_cfg.resolution} on {data_cfg.name} ({len(image_set)} "
-            f"icons): {schedule.total_images:,} images in {len(schedule.phases)} phases. "
-            f"Samples: {os.path.join(logdir, 'samples')}; watch: tensorboard --logdir={logdir}")
+            f"icons): {schedule.total_images:,} images in {len(schedule.phases)} phases, "
+            f"{expected_time(net_cfg, train_cfg)}. Samples: "
+            f"{os.path.join(logdir, 'samples')}; watch: tensorboard --logdir={logdir}")
 
 
 def closing_line(result, logdir) -> str:
@@ -153,6 +173,8 @@ def main(argv):
 def run(argv=None):
     """The console script (and `python train.py`)."""
     argv = list(sys.argv if argv is None else argv)
+    if any(a.startswith("--help") for a in argv):
+        sys.modules[__name__].__doc__ = __doc__.format(**expected_times())
     try:
         argv = expand_config(argv)
     except ValueError as e:

@@ -111,7 +111,8 @@ def duration(seconds: float) -> str:
 
 def expected_time(net_cfg: NetworkConfig, train_cfg: TrainConfig) -> str:
     """One phrase for the opening line, --help and the README."""
-    gpu = f"{GPU_NAME}: about {duration(gpu_seconds(net_cfg, train_cfg))} (an estimate)"
+    gpu = (f"{GPU_NAME}: {duration(gpu_seconds(net_cfg, train_cfg))} or more (an estimate "
+           "from the arithmetic alone)")
     cpu = cpu_seconds(net_cfg, train_cfg)
     if cpu is None:
         return f"on {gpu}"
