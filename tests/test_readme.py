@@ -86,3 +86,31 @@ def test_the_readme_commands_run_in_order(tmp_path):
     assert (tmp_path / "closest.png").is_file()
     if len(ran) < 6:
         pytest.fail(f"only {len(ran)} README commands ran: {ran}")
+
+
+def test_the_readme_times_are_the_estimates_mel_train_prints():
+    """The table of configurations quotes mel_tf.training.estimate, as --help does."""
+    from mel_tf import config
+    from mel_tf.cli import flags as config_flags
+    from mel_tf.cli.train import shipped_configs
+    from mel_tf.training import estimate
+    from absl import flags
+
+    def configs(argv):
+        values = flags.FlagValues()
+        config_flags.define(values)
+        values(["mel-train", *argv])
+        return (config_flags.read(config.NetworkConfig, values),
+                config_flags.read(config.TrainConfig, values))
+
+    text = open(os.path.join(REPO, "README.md")).read()
+    rows = {"`mel-train --data_dir=my_icons`": configs([]),
+            "`mel-train --data_dir=my_icons --fade_images=8000 --stable_images=8000`":
+                configs(["--fade_images=8000", "--stable_images=8000"]),
+            "`mel-train --config=mel256 --data_dir=my_icons`": shipped_configs("mel256"),
+            "`mel-train --config=demo --data_dir=my_icons --logdir=runs/look`":
+                shipped_configs("demo")}
+    for command, (net, train) in rows.items():
+        cpu = estimate.duration(estimate.cpu_seconds(net, train))
+        gpu = estimate.duration(estimate.gpu_seconds(net, train))
+        assert f"| {command} | {cpu} | {gpu} or more |" in text, (command, cpu, gpu)

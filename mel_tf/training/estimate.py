@@ -3,7 +3,10 @@
 The CPU time comes from measured seconds per iteration (step_seconds.json, written
 by `python -m benchmarks.source_ab --table_out=...` from a run on a 2-core CPU; the
 machine and the benchmark's JSON are named inside it) at each resolution and width;
-a width not measured is scaled from the nearest measured one by FLOPs. The GPU
+a width not measured is scaled from the nearest measured one by FLOPs. Each step
+adds the time a whole run spends outside its steps (compiling each phase, fit's
+per-step work, checkpoints, samples, scores), measured once on a whole demo run
+(overhead_s_per_step, with its source, in the same file). The GPU
 figure is an estimate from the schedule's FLOPs and a GPU's published float32
 throughput, never a measurement.
 """
@@ -83,8 +86,10 @@ def cpu_seconds(net_cfg: NetworkConfig, train_cfg: TrainConfig) -> Optional[floa
     widths = {float(w): v for w, v in table["seconds"].items()}
     nearest = min(widths, key=lambda w: abs(w - net_cfg.width))
     measured = net_cfg.replace(width=nearest)
-    total = 0.0
-    for phase in schedule_for(net_cfg, train_cfg).phases:
+    phases = schedule_for(net_cfg, train_cfg).phases
+    steps = sum(p.images / p.batch_size for p in phases)
+    total = table.get("overhead_s_per_step", 0.0) * steps
+    for phase in phases:
         r, fading = phase.resolution, phase.fading
         per_step = widths[nearest][str(r)] * phase.batch_size / 8
         per_step *= (iteration_gflops(net_cfg, r, fading, 8)
@@ -105,7 +110,9 @@ def gpu_seconds(net_cfg: NetworkConfig, train_cfg: TrainConfig) -> float:
 
 
 def duration(seconds: float) -> str:
-    """1234 -> '21 min', 20000 -> '5.6 h'."""
+    """45 -> '45 s', 1234 -> '21 min', 20000 -> '5.6 h'."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
     return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
