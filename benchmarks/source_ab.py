@@ -23,6 +23,8 @@ import sys
 
 from absl import app, flags
 
+from mel_tf.config import NetworkConfig
+
 from benchmarks.machine import emit_json, interleaved, machine_info, print_result, run_each
 from mel_tf.training.estimate import iteration_gflops
 
@@ -135,6 +137,7 @@ def write_step_table(result: dict, path: str):
                    for r in result["results"]} for w in F.widths}
     with open(path, "w") as f:
         json.dump({"machine": result["machine"]["cpu"], "date": result["date"],
+                   "min_channels": NetworkConfig.min_channels,
                    "threads": F.threads, "source": F.out, "seconds": seconds}, f, indent=2)
 
 

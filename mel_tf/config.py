@@ -159,6 +159,13 @@ class NetworkConfig:
     # drew better icons than full width at equal images shown (docs/source_study/).
     width: float = setting(0.5, "Channel width multiplier (1.0: the source's networks).",
                            resume=ARCHITECTURE)
+    # Pixel norm keeps only a feature vector's direction: at 2 or 4 channels the
+    # last blocks can draw only a few hues (at half width, 128x128 has 4 channels
+    # and 256x256 has 2; docs/source_study/256x256/). A narrowed layer keeps at
+    # least this many, and never more than the full width's.
+    min_channels: int = setting(8, "Fewest channels --width narrows a layer to (a layer "
+                                "with fewer at full width keeps those).",
+                                resume=ARCHITECTURE)
     latent_mode: str = _arch("reshape", "Latent: reshaped to 4x4xC (seed) or pixel-"
                              "normalised and sent through a dense layer (paper)",
                              choices=("reshape", "dense"))
@@ -205,7 +212,7 @@ class NetworkConfig:
 
     # ---- channel tables -------------------------------------------------
     def _scaled(self, channels: float) -> int:
-        return max(1, int(round(channels * self.width)))
+        return max(1, min(int(channels), self.min_channels), int(round(channels * self.width)))
 
     def features(self, resolution: int) -> int:
         """Feature maps of the blocks at `resolution` (before width scaling).
@@ -269,12 +276,13 @@ class NetworkConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "NetworkConfig":
         # A config.json without the parameterization keys describes a generator
-        # that was equalized everywhere; it loads (and exports) as it was trained.
+        # that was equalized everywhere, and one without min_channels narrowed
+        # layers without a floor; it loads (and exports) as it was trained.
         return from_json(cls, {**_UNPARAMETERIZED, **d})
 
 
 _UNPARAMETERIZED = {"conv_weights": "equalized", "rgb_weights": "equalized",
-                    "from_rgb_activation": True}
+                    "from_rgb_activation": True, "min_channels": 1}
 
 # What the paper preset changes in the seed preset's fields.
 PAPER = dict(latent_mode="dense", g_first_block_convs=1, padding="zero",

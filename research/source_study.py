@@ -45,6 +45,8 @@ flags.DEFINE_bool("source_init", False, "--system=mel_tf starts from the source'
                   "tell the initial draw apart from the rest of the run.")
 flags.DEFINE_enum("preset", "seed", ["seed", "paper"], "mel_tf's preset (--system=mel_tf).")
 flags.DEFINE_float("width", 1.0, "mel_tf's width multiplier (--system=mel_tf).")
+flags.DEFINE_integer("min_channels", 1, "mel_tf's floor on narrowed layers (NetworkConfig."
+                     "min_channels; 1, no floor, is how the earlier rows were trained).")
 flags.DEFINE_integer("fade_steps", None, "mel_tf's iterations per fade (default --res_step).")
 flags.DEFINE_integer("stable_steps", None, "mel_tf's iterations per stable phase (4x4 and the "
                      "last; default --res_step). Equal budget: 3 fades + 2 stable = 5 x --res_step "
@@ -272,7 +274,8 @@ def source_init_callback(stages):
 
 def mel_tf_settings() -> dict:
     """mel_tf's training settings from the flags, defaults filled in (stated once here)."""
-    return {"preset": F.preset, "width": F.width, "fade_steps": F.fade_steps or F.res_step,
+    return {"preset": F.preset, "width": F.width, "min_channels": F.min_channels,
+            "fade_steps": F.fade_steps or F.res_step,
             "stable_steps": F.stable_steps or F.res_step, "ema_decay": F.ema_decay,
             "final_lr": F.final_lr, "fade_real_images": F.fade_real_images}
 
@@ -318,7 +321,7 @@ def train_mel_tf(training, logdir, stages):
     from mel_tf.training.rundir import load_ema_generator
     from mel_tf.training.loop import train
 
-    net = preset(F.preset, F.resolution, F.width)
+    net = preset(F.preset, F.resolution, F.width, min_channels=F.min_channels)
     s = mel_tf_settings()
     cfg = TrainConfig(seed=F.seed, fade_images=s["fade_steps"] * BATCH,
                       stable_images=s["stable_steps"] * BATCH, batch_size=BATCH, contrast=False,
@@ -347,6 +350,8 @@ def system_name() -> str:
     s = mel_tf_settings()
     if (s["preset"], s["width"]) != ("seed", 1.0):
         name += f"_{s['preset']}_w{s['width']:g}"
+    if s["min_channels"] > 1:
+        name += f"_min{s['min_channels']}"
     if (s["fade_steps"], s["stable_steps"]) != (F.res_step, F.res_step):
         name += f"_f{s['fade_steps']}s{s['stable_steps']}"
     if s["ema_decay"] is not None:
