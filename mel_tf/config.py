@@ -267,6 +267,14 @@ class NetworkConfig:
     def resolutions(self) -> Tuple[int, ...]:
         return resolutions_up_to(self.resolution)
 
+    def channel_table(self) -> tuple:
+        """Every layer's channels: two configurations with the same table (and the
+        same other fields) build the same networks, whatever their min_channels."""
+        return (self.latent_dim, self.d_head_channels,
+                tuple(self.g_block_channels(r) for r in self.resolutions),
+                tuple(self.d_block_channels(r) for r in self.resolutions[1:]),
+                tuple(self.d_from_rgb_channels(r) for r in self.resolutions))
+
     def replace(self, **changes) -> "NetworkConfig":
         return dataclasses.replace(self, **changes)
 

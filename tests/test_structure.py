@@ -203,3 +203,15 @@ def test_a_new_field_is_a_flag_a_flag_file_line_and_a_resume_check():
     from mel_tf.training import rundir
     old = rundir.changes_between(WithANewSetting(), train, {config.ALLOWED})
     assert old == ["warmup_images: 0 -> 800"]
+
+
+def test_a_channel_floor_that_changes_no_layer_does_not_block_a_resume(tmp_path):
+    from mel_tf.training import rundir
+    old = config.preset("seed", 16, 1.0, min_channels=1)
+    rundir.prepare(str(tmp_path), old, config.TrainConfig())
+    assert rundir.check_resume(str(tmp_path), old.replace(min_channels=8),
+                               config.TrainConfig()) == []
+    half = str(tmp_path / "half")
+    rundir.prepare(half, config.preset("seed", 256, 0.5, min_channels=1), config.TrainConfig())
+    with pytest.raises(rundir.RunDirError, match="min_channels: 1 -> 8"):
+        rundir.check_resume(half, config.preset("seed", 256, 0.5), config.TrainConfig())
