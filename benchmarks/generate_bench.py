@@ -36,7 +36,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags
 
-from benchmarks.machine import finished_untrained_run, machine_info
+from benchmarks.machine import finished_untrained_run, machine_info, timed
 
 flags.DEFINE_string("out", None, "JSON file for the results.")
 flags.DEFINE_string("preset", "seed", "Network preset.")
@@ -174,12 +174,7 @@ def measure(path, threads, reps, warmup):
     call = generator_call(path, threads)
     for _ in range(warmup):
         call()
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    times.sort()
+    times = sorted(timed(call, reps))
     return {"median_ms": 1000 * times[len(times) // 2], "min_ms": 1000 * times[0]}
 
 

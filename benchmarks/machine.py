@@ -46,6 +46,16 @@ def emit_json(result: dict, out=None):
             f.write(text + "\n")
 
 
+def timed(call, reps: int) -> list:
+    """Seconds of each of `reps` calls of `call`, in order."""
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return times
+
+
 def interleaved(calls, rounds, per_round=1):
     """{name: [seconds, ...]}: each round times `per_round` calls of each function in
     turn, so that a shared machine's drift hits all of them alike."""

@@ -29,11 +29,10 @@ import json
 import os
 import statistics
 import sys
-import time
 
 from absl import app, flags
 
-from benchmarks.machine import emit_json, machine_info
+from benchmarks.machine import emit_json, machine_info, timed
 
 F = flags.FLAGS
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -94,11 +93,7 @@ def l3_bytes(path: str = "/sys/devices/system/cpu/cpu0/cache/index3/size"):
 def best_and_median(call, reps: int):
     """(best, median) seconds of `reps` calls, after one untimed call."""
     call()
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
+    times = timed(call, reps)
     return min(times), statistics.median(times)
 
 
