@@ -31,3 +31,10 @@ def save_png(path: str, image: np.ndarray):
     tmp = f"{path}.tmp{os.getpid()}.png"
     Image.fromarray(image).save(tmp)
     os.replace(tmp, path)
+
+
+def pairs_grid(left: np.ndarray, right: np.ndarray, pairs, min_cell: int = 64) -> np.ndarray:
+    """One row per (i, j) of `pairs`: left[i] beside right[j] (the copy check's
+    closest generated and training icons)."""
+    cells = [image for i, j in pairs for image in (left[i], right[j])]
+    return image_grid(np.stack(cells), columns=2, min_cell=min_cell)

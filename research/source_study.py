@@ -514,6 +514,8 @@ def record(training, system, generate, shown, latent_dim):
     count = 64 if F.resolution <= 64 else 16
     save_png(os.path.join(F.out, name + ".png"),
              image_grid(fake[:count], columns=int(count ** 0.5), min_cell=64))
+    if F.holdout:
+        scores["copy_check"] = study_copy_check(training, fake, name)
     timeline = read_timeline(system)
     row = {"system": system, "seed": F.seed, "resolution": F.resolution,
            "res_step": F.res_step, "batch_size": BATCH, "holdout": F.holdout,
@@ -529,6 +531,20 @@ def record(training, system, generate, shown, latent_dim):
     with open(os.path.join(F.out, "results.json"), "w") as f:
         json.dump({"runs": rows}, f, indent=2)
     print(json.dumps({k: v for k, v in row.items() if k != "timeline"}, indent=2))
+
+
+def study_copy_check(training, fake, name) -> dict:
+    """mel_tf.metrics.copy_check of the run's icons against the training icons, with
+    the held-out ones as the reference; OUT/<name>_copies.png shows the closest pairs."""
+    from mel_tf.images import pairs_grid, save_png
+    from mel_tf.metrics import copy_check
+
+    trained = training.images(F.resolution)
+    result = copy_check(fake, trained, training.held_out_images(F.resolution), closest=8)
+    save_png(os.path.join(F.out, name + "_copies.png"),
+             pairs_grid(fake, trained, [(p["generated"], p["training"])
+                                        for p in result["closest"]]))
+    return result
 
 
 def main(argv):

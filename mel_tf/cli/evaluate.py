@@ -104,7 +104,7 @@ def copy_check_figures(model, image_set, fake, data_cfg) -> dict:
     import numpy as np
 
     from mel_tf.training import data as data_lib
-    from mel_tf.images import image_grid, save_png
+    from mel_tf.images import pairs_grid, save_png
     from mel_tf.metrics import copy_check
     from mel_tf.deploy.seeds import latents_for_seed
 
@@ -117,9 +117,8 @@ def copy_check_figures(model, image_set, fake, data_cfg) -> dict:
         held_cfg = DataConfig(data_dir=F.held_out_dir, background=data_cfg.background)
         held_out = data_lib.open_data(held_cfg, model.resolution).images(model.resolution)
     result = copy_check(fake, training, held_out)
-    pairs = [image for pair in result["closest"]
-             for image in (fake[pair["generated"]], training[pair["training"]])]
-    save_png(F.copy_check, image_grid(np.stack(pairs), columns=2, min_cell=64))
+    save_png(F.copy_check, pairs_grid(fake, training, [(p["generated"], p["training"])
+                                                       for p in result["closest"]]))
     return {**result, "grid": F.copy_check, "held_out_dir": F.held_out_dir}
 
 
