@@ -60,6 +60,8 @@ flags.DEFINE_integer("pair_rounds", 30, "Turns of the paired browser / Python ti
 flags.DEFINE_integer("pair_burst", 10, "Calls per turn of the paired timing.")
 flags.DEFINE_integer("loads", 3, "Page loads timed (fresh browser context each).")
 flags.DEFINE_string("chromium", None, "Chromium binary (default: chromium on PATH).")
+flags.DEFINE_string("logdir", None, "Time this trained run's page instead (its own "
+                    "resolution; --resolutions, --preset and --width are then ignored).")
 flags.DEFINE_string("work_dir", None, "Keep the runs and exports here (default: a temp dir).")
 FLAGS = flags.FLAGS
 
@@ -76,14 +78,16 @@ def main(argv):
     work = FLAGS.work_dir or tempfile.mkdtemp(prefix="web_bench-")
     results = []
     try:
-        for resolution in map(int, FLAGS.resolutions):
+        resolutions = [None] if FLAGS.logdir else map(int, FLAGS.resolutions)
+        for resolution in resolutions:
             web_dir, model_info = export_page(work, resolution)
             model = os.path.join(web_dir, "generator_batch1.tflite")
             python = python_timing(model)
             browser = browser_timing(web_dir, chromium, python_icons(model), model)
             results.append(dict(model_info, **browser, python_ms_per_icon=python["median_ms"],
                                 python_ms_min=python["min_ms"], python_threads=1))
-            print(f"{resolution}x{resolution}: paired browser / Python "
+            side = model_info["resolution"]
+            print(f"{side}x{side}: paired browser / Python "
                   f"{browser['paired']['ratio']:.2f}x, first icon {browser['first_icon_ms']:.0f} ms, "
                   f"browser {browser['browser_ms_per_icon']:.2f} ms/icon, Python LiteRT "
                   f"{python['median_ms']:.2f} ms/icon, download "
@@ -106,17 +110,24 @@ def main(argv):
 
 
 def export_page(work, resolution):
-    """A finished run of an untrained generator at `resolution`, exported with web."""
+    """A finished run of an untrained generator at `resolution` (or --logdir's trained
+    run), exported with web."""
     from mel_tf.deploy.export import export_generator
+    from mel_tf.training.rundir import read_config
 
-    run = os.path.join(work, f"run_{resolution}")
-    net_cfg = finished_untrained_run(run, FLAGS.preset, resolution, FLAGS.width)
+    run = FLAGS.logdir or os.path.join(work, f"run_{resolution}")
+    if FLAGS.logdir:
+        net_cfg, weights = read_config(run)[0], f"trained: {os.path.basename(run)}"
+    else:
+        net_cfg = finished_untrained_run(run, FLAGS.preset, resolution, FLAGS.width)
+        weights = "untrained (random)"
     out = os.path.join(work, f"export_{resolution}")
     summary = export_generator(run, out, web=True, overwrite=True,
-                               dataset_credit="untrained (benchmark)", log=print)
+                               dataset_credit=None if FLAGS.logdir else "untrained (benchmark)",
+                               log=print)
     return summary["web"]["path"], {
-        "preset": FLAGS.preset, "resolution": resolution, "width": FLAGS.width,
-        "latent_dim": net_cfg.latent_dim, "weights": "untrained (random)",
+        "preset": net_cfg.preset, "resolution": summary["resolution"], "width": net_cfg.width,
+        "latent_dim": net_cfg.latent_dim, "weights": weights,
         "model_bytes": summary["web"]["bytes"]}
 
 
