@@ -76,9 +76,9 @@ def _op_counts(fn, latent_dim):
 
 @pytest.mark.parametrize("name,resolution,width", [("seed", 32, 1 / 8), ("paper", 128, 1 / 32)])
 def test_litert_generator_computes_the_trained_function(name, resolution, width):
-    # These widths give 4 or fewer channels in the top blocks (the LiteRT layout
-    # there) and more below (the plain one), so both are exercised.
-    cfg = preset(name, resolution, width=width)
+    # These widths, without the channel floor, give 4 or fewer channels in the top
+    # blocks (the LiteRT layout there) and more below (the plain one): both are exercised.
+    cfg = preset(name, resolution, width=width, min_channels=1)
     g = Generator(cfg)
     litert = LiteRTGenerator(g)
     assert {id(v) for v in litert.weights} == {id(v) for v in g.weights}
