@@ -62,6 +62,6 @@ setup(
         "mac": ["tensorflow>=2.16"],
         # The browser test drives the system's Chromium (apt chromium); playwright
         # is only the Python driver and downloads nothing by itself.
-        "test": ["pytest", "scipy", "playwright"],
+        "test": ["pytest", "pytest-xdist", "scipy", "playwright"],
     },
 )

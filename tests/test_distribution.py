@@ -1,4 +1,5 @@
-"""MultiWorkerMirroredStrategy: two worker processes on 127.0.0.1, one run directory."""
+"""Distribution strategies: MirroredStrategy on two logical CPUs, and
+MultiWorkerMirroredStrategy with two worker processes on 127.0.0.1 and one run directory."""
 
 import json
 import os
@@ -83,10 +84,47 @@ def test_two_workers_write_one_run_directory_that_resumes(tmp_path):
     # Both workers hold the same weights, those of one device trained without a stop.
     subprocess.run([sys.executable, str(script), str(tmp_path / "one"),
                     str(tmp_path / "one.npz"), "0"], check=True, capture_output=True,
-                   timeout=300)
+                   timeout=300, env=dict(os.environ, PYTHONPATH=REPO))
     one = np.load(tmp_path / "one.npz")
     assert int(workers[0]["step"]) == int(workers[1]["step"]) == int(one["step"]) == 12
     keys = [k for k in one.files if k != "step"]
     for key in keys:
         np.testing.assert_array_equal(workers[0][key], workers[1][key])
         np.testing.assert_allclose(workers[0][key], one[key], rtol=1e-4, atol=1e-4)
+
+
+MIRRORED_SCRIPT = textwrap.dedent("""
+    import sys, numpy as np, tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from mel_tf.config import Execution, LoopOptions, TrainConfig, preset
+    from mel_tf.training.data import ImageSet, LoadReport
+    from mel_tf.training.loop import train
+    rng = np.random.default_rng(0)
+    images = ImageSet([rng.integers(0, 256, (8, 8, 3), dtype=np.uint8) for _ in range(16)],
+                      LoadReport("synthetic", 16))
+    # MiniBatchStd groups of 2 lie inside each replica's half of a batch of 4.
+    net = preset("seed", 8, width=1 / 64, mbstd_group_size=2)
+    tc = TrainConfig(fade_images=16, stable_images=16, batch_size=4)
+    opts = LoopOptions(progress=False, sample_every_images=0, checkpoint_every_images=0)
+    one = train(net, tc, images, sys.argv[1] + "/one", options=opts,
+                execution=Execution(xla=False))
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    assert strategy.num_replicas_in_sync == 2
+    two = train(net, tc, images, sys.argv[1] + "/two", strategy=strategy, options=opts)
+    assert one["step"] == two["step"] == 12, (one["step"], two["step"])
+    worst = max(float(np.max(np.abs(a.numpy() - b.numpy())))
+                for a, b in zip(one["model"].generator.weights + one["model"].discriminator.weights,
+                                two["model"].generator.weights + two["model"].discriminator.weights))
+    print("max weight difference", worst)
+    assert worst < 1e-4, worst
+""")
+
+
+def test_mirrored_on_two_logical_devices_matches_one_device(tmp_path):
+    script = tmp_path / "mirrored.py"
+    script.write_text(MIRRORED_SCRIPT)
+    result = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True,
+                            text=True, timeout=300, env=dict(os.environ, PYTHONPATH=REPO))
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    assert "max weight difference" in result.stdout
