@@ -1,11 +1,15 @@
 """What machine a benchmark ran on, interleaved timing, and JSON output (shared by the benchmarks)."""
 
+import contextlib
+import functools
+import http.server
 import importlib.metadata
 import json
 import os
 import platform
 import subprocess
 import sys
+import threading
 import time
 
 
@@ -114,3 +118,21 @@ def run_each(module: str, resolutions, drop=("--out", "--resolutions")) -> list:
         results.append(json.loads(lines[-1][len(RESULT_MARK):]))
         print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     return results
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@contextlib.contextmanager
+def served(folder):
+    """`folder` served on 127.0.0.1 at a free port from a thread; yields its URL."""
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=folder))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -29,23 +29,20 @@ Needs what tests/test_web.py needs: Chromium, playwright, `npm ci`.
 """
 
 import datetime
-import functools
 import gzip
-import http.server
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import urllib.parse
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags
 
-from benchmarks.machine import emit_json, finished_untrained_run, machine_info
+from benchmarks.machine import emit_json, finished_untrained_run, machine_info, served
 
 flags.DEFINE_string("out", None, "JSON file for the results.")
 flags.DEFINE_string("preset", "seed", "Network preset.")
@@ -150,45 +147,32 @@ def python_icons(path, seeds=None):
     return {seed: generate_icons(model, seed, 1)[0] for seed in seeds}
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
 def browser_timing(web_dir, chromium, expected, model):
     from playwright.sync_api import sync_playwright
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=web_dir))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/"
     first_icon, timing, fetched = [], None, []
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium)
-            for load in range(FLAGS.loads):
-                context = browser.new_context()
-                page = context.new_page()
-                requests = []
-                page.on("request", lambda r: requests.append(r.url))
-                page.goto(url)
-                page.evaluate("() => window.melTfPage.ready")
-                first_icon.append(page.evaluate("() => window.melTfPage.firstIconMs"))
-                if load == 0:
-                    fetched = requests
-                    diffs = [_page_icon_diff(page, seed, icon) for seed, icon in expected.items()]
-                    vs_python = {"seeds": len(diffs), "values": sum(d.size for d in diffs),
-                                 "values_differing": sum(int((d > 0).sum()) for d in diffs),
-                                 "seeds_differing": sum(int(d.max() > 0) for d in diffs),
-                                 "max_abs_diff": max(int(d.max()) for d in diffs)}
-                    timing = page.evaluate(
-                        "([n, w, ms]) => window.melTfPage.timeIcon(n, w, ms)",
-                        [FLAGS.reps, FLAGS.warmup, 1000 * FLAGS.warmup_s])
-                    paired = paired_timing(page, model)
-                context.close()
-            browser.close()
-    finally:
-        server.shutdown()
-        server.server_close()
+    with served(web_dir) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium)
+        for load in range(FLAGS.loads):
+            context = browser.new_context()
+            page = context.new_page()
+            requests = []
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto(url)
+            page.evaluate("() => window.melTfPage.ready")
+            first_icon.append(page.evaluate("() => window.melTfPage.firstIconMs"))
+            if load == 0:
+                fetched = requests
+                diffs = [_page_icon_diff(page, seed, icon) for seed, icon in expected.items()]
+                vs_python = {"seeds": len(diffs), "values": sum(d.size for d in diffs),
+                             "values_differing": sum(int((d > 0).sum()) for d in diffs),
+                             "seeds_differing": sum(int(d.max() > 0) for d in diffs),
+                             "max_abs_diff": max(int(d.max()) for d in diffs)}
+                timing = page.evaluate(
+                    "([n, w, ms]) => window.melTfPage.timeIcon(n, w, ms)",
+                    [FLAGS.reps, FLAGS.warmup, 1000 * FLAGS.warmup_s])
+                paired = paired_timing(page, model)
+            context.close()
+        browser.close()
     first_icon.sort()
     return {"first_icon_ms": round(first_icon[len(first_icon) // 2], 1),
             "first_icon_ms_all": [round(x, 1) for x in first_icon],
