@@ -18,13 +18,12 @@ import datetime
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
 from absl import app, flags
 
-from benchmarks.machine import emit_json, machine_info
+from benchmarks.machine import emit_json, machine_info, print_result, run_each
 
 
 F = flags.FLAGS
@@ -142,18 +141,10 @@ def run_one(resolution: int) -> dict:
 def main(argv):
     del argv
     if F.one is not None:
-        print("RESULT " + json.dumps(run_one(F.one)), flush=True)
+        print_result(run_one(F.one))
         return 0
     load = os.getloadavg()
-    results = []
-    passthrough = [a for a in sys.argv[1:] if not a.startswith(("--out", "--resolutions"))]
-    for r in (int(x) for x in F.resolutions.split(",")):
-        proc = subprocess.run([sys.executable, os.path.abspath(__file__), f"--one={r}"]
-                              + passthrough, stdout=subprocess.PIPE, text=True)
-        lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
-        if proc.returncode != 0 or not lines:
-            return 1
-        results.append(json.loads(lines[-1][7:]))
+    results = run_each("benchmarks.fit_ab", [int(x) for x in F.resolutions.split(",")])
     emit_json({"what": "fit() with train()'s callbacks / the hand-written loop, per step",
                "preset": F.preset, "width": F.width, "batch_size": F.batch_size, "xla": F.xla,
                "rounds": F.rounds, "machine": machine_info(load_before=load),

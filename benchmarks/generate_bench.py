@@ -148,7 +148,7 @@ def build_and_export(work, preset_name, resolution, width):
 def run_worker(path, threads):
     """One measurement in a fresh Python process (TensorFlow's threads are per process)."""
     result = subprocess.run(
-        [sys.executable, os.path.abspath(__file__), f"--worker_model={path}",
+        [sys.executable, "-m", "benchmarks.generate_bench", f"--worker_model={path}",
          f"--worker_threads={threads}", f"--reps={FLAGS.reps}", f"--warmup={FLAGS.warmup}"],
         capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -202,7 +202,7 @@ def run_pair_worker(path):
     if FLAGS.tune_malloc:
         env.update(MALLOC_MMAP_THRESHOLD_=str(1 << 28), MALLOC_TRIM_THRESHOLD_=str(1 << 28))
     workers = {name: subprocess.Popen(
-        [sys.executable, os.path.abspath(__file__), f"--worker_serve={kind}",
+        [sys.executable, "-m", "benchmarks.generate_bench", f"--worker_serve={kind}",
          f"--worker_model={path}", f"--worker_threads={threads}", f"--warmup={FLAGS.warmup}"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         for name, (kind, threads) in kinds.items()}

@@ -62,7 +62,6 @@ flags.DEFINE_string("logdir", None, "Time this trained run's page instead (its o
 flags.DEFINE_string("work_dir", None, "Keep the runs and exports here (default: a temp dir).")
 FLAGS = flags.FLAGS
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 PAIR_PREFIX = "PAIR "    # generate_bench.py's worker marks its replies with this
 
 
@@ -131,7 +130,7 @@ def export_page(work, resolution):
 def python_timing(path):
     """generate_bench.py's one-measurement worker: ai-edge-litert, one thread, batch 1."""
     result = subprocess.run(
-        [sys.executable, os.path.join(HERE, "generate_bench.py"), f"--worker_model={path}",
+        [sys.executable, "-m", "benchmarks.generate_bench", f"--worker_model={path}",
          "--worker_threads=1", f"--reps={FLAGS.reps}", f"--warmup={FLAGS.warmup}"],
         capture_output=True, text=True, check=True)
     timing = json.loads(result.stdout.strip().splitlines()[-1])
@@ -187,7 +186,7 @@ def paired_timing(page, model):
     """Browser and Python LiteRT in turns: per-round medians and their ratio."""
     import numpy as np
     worker = subprocess.Popen(
-        [sys.executable, os.path.join(HERE, "generate_bench.py"), "--worker_serve=tflite",
+        [sys.executable, "-m", "benchmarks.generate_bench", "--worker_serve=tflite",
          f"--worker_model={model}", "--worker_threads=1", f"--warmup={FLAGS.warmup}"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     browser_ms, python_ms = [], []
