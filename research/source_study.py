@@ -141,8 +141,9 @@ class Timeline:
         at the networks' stage when the step is a phase end or an --eval_every step."""
         self.wall += time.time() - self.t0
         self.cpu += time.process_time() - self.c0
+        # Threads per line: a run resumed with another --threads says which part had which.
         row = {"step": step, "images": step * BATCH, "train_seconds": round(self.wall, 2),
-               "cpu_seconds": round(self.cpu, 2)}
+               "cpu_seconds": round(self.cpu, 2), "threads": F.threads}
         resolution, alpha = stage_at(step, self.stages)
         scored = step % F.res_step == 0 or (
             F.eval_every and step % F.eval_every == 0 and resolution >= F.eval_from)
