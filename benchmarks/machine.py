@@ -7,6 +7,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import threading
@@ -118,6 +119,14 @@ def run_each(module: str, resolutions, drop=("--out", "--resolutions")) -> list:
         results.append(json.loads(lines[-1][len(RESULT_MARK):]))
         print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     return results
+
+
+def chromium_path(given=None) -> str:
+    """The Chromium binary: `given`, else chromium (or chromium-browser) on PATH."""
+    path = given or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        raise SystemExit("Chromium not found: apt-get install chromium, or --chromium=PATH")
+    return path
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

@@ -18,14 +18,14 @@ from __future__ import annotations
 import datetime
 import json
 import math
+import os
 import statistics
 import sys
 
 from absl import app, flags
 
-from mel_tf.config import NetworkConfig
-
 from benchmarks.machine import emit_json, interleaved, machine_info, print_result, run_each
+from mel_tf.config import TrainConfig, preset
 from mel_tf.training.estimate import iteration_gflops
 
 F = flags.FLAGS
@@ -48,7 +48,6 @@ def mel_tf_step(resolution, width):
     import numpy as np
     import tensorflow as tf
 
-    from mel_tf.config import TrainConfig, preset
     from mel_tf.training.progan import ProGAN, step_noise
 
     net, tc = preset("seed", resolution, width), TrainConfig(batch_size=BATCH)
@@ -131,14 +130,23 @@ def main(argv):
     return 0
 
 
+# Measured on a whole run, not here: kept from the table being replaced.
+WHOLE_RUN_KEYS = ("overhead_s_per_step", "overhead_source")
+
+
 def write_step_table(result: dict, path: str):
     """mel_tf's median seconds per iteration, {width: {resolution: s}}, with where from."""
     seconds = {w: {str(r["resolution"]): round(r[f"mel_tf_w{w}"]["median_s"], 4)
                    for r in result["results"]} for w in F.widths}
+    kept = {}
+    if os.path.isfile(path):
+        with open(path) as f:
+            kept = {k: v for k, v in json.load(f).items() if k in WHOLE_RUN_KEYS}
     with open(path, "w") as f:
         json.dump({"machine": result["machine"]["cpu"], "date": result["date"],
-                   "min_channels": NetworkConfig.min_channels,
-                   "threads": F.threads, "source": F.out, "seconds": seconds}, f, indent=2)
+                   "min_channels": preset("seed").min_channels,   # the networks timed
+                   "threads": F.threads, "source": F.out, "seconds": seconds, **kept},
+                  f, indent=2)
 
 
 if __name__ == "__main__":

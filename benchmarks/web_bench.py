@@ -42,7 +42,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags
 
-from benchmarks.machine import emit_json, finished_untrained_run, machine_info, served
+from benchmarks.machine import (chromium_path, emit_json, finished_untrained_run, machine_info,
+                                served)
 
 flags.DEFINE_string("out", None, "JSON file for the results.")
 flags.DEFINE_string("preset", "seed", "Network preset.")
@@ -67,9 +68,7 @@ PAIR_PREFIX = "PAIR "    # generate_bench.py's worker marks its replies with thi
 
 def main(argv):
     del argv
-    chromium = FLAGS.chromium or shutil.which("chromium") or shutil.which("chromium-browser")
-    if not chromium:
-        raise app.UsageError("Chromium not found: apt-get install chromium, or --chromium=PATH")
+    chromium = chromium_path(FLAGS.chromium)
     load_before = os.getloadavg()
     work = FLAGS.work_dir or tempfile.mkdtemp(prefix="web_bench-")
     results = []
@@ -117,7 +116,7 @@ def export_page(work, resolution):
     else:
         net_cfg = finished_untrained_run(run, FLAGS.preset, resolution, FLAGS.width)
         weights = "untrained (random)"
-    out = os.path.join(work, f"export_{resolution}")
+    out = os.path.join(work, f"export_{resolution or 'trained'}")
     summary = export_generator(run, out, web=True, overwrite=True,
                                dataset_credit=None if FLAGS.logdir else "untrained (benchmark)",
                                log=print)

@@ -9,11 +9,10 @@ page's phone layout), each after the page says its model is ready and has drawn.
 """
 
 import os
-import shutil
 
 from absl import app, flags
 
-from benchmarks.machine import served
+from benchmarks.machine import chromium_path, served
 
 flags.DEFINE_string("web_dir", None, "The page's folder (EXPORT/web).", required=True)
 flags.DEFINE_string("out", None, "Folder for the two PNGs (created).", required=True)
@@ -28,9 +27,7 @@ SIZES = {"page_desktop.png": {"width": 1000, "height": 900},
 def main(argv):
     del argv
     from playwright.sync_api import sync_playwright
-    chromium = FLAGS.chromium or shutil.which("chromium") or shutil.which("chromium-browser")
-    if not chromium:
-        raise app.UsageError("Chromium not found: apt-get install chromium, or --chromium=PATH")
+    chromium = chromium_path(FLAGS.chromium)
     os.makedirs(FLAGS.out, exist_ok=True)
     with served(FLAGS.web_dir) as url, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium)

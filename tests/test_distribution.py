@@ -12,18 +12,22 @@ import numpy as np
 
 from conftest import REPO
 
-WORKER_SCRIPT = textwrap.dedent("""
-    import json, sys, numpy as np, tensorflow as tf
+# The tiny run both scripts train: 16 random 8x8 icons, 12 steps of batch 4.
+TINY_RUN = textwrap.dedent("""
+    import sys, numpy as np, tensorflow as tf
     from mel_tf.config import Execution, LoopOptions, TrainConfig, preset
     from mel_tf.training.data import ImageSet, LoadReport
     from mel_tf.training.loop import train
-    logdir, out, stop = sys.argv[1], sys.argv[2], int(sys.argv[3])
     rng = np.random.default_rng(0)
     images = ImageSet([rng.integers(0, 256, (8, 8, 3), dtype=np.uint8) for _ in range(16)],
                       LoadReport("synthetic", 16))
-    # MiniBatchStd groups of 2 lie inside each worker's half of a batch of 4.
+    # MiniBatchStd groups of 2 lie inside each replica's (worker's) half of a batch of 4.
     net = preset("seed", 8, width=1 / 64, mbstd_group_size=2)
     tc = TrainConfig(fade_images=16, stable_images=16, batch_size=4)
+""")
+
+WORKER_SCRIPT = TINY_RUN + textwrap.dedent("""
+    logdir, out, stop = sys.argv[1], sys.argv[2], int(sys.argv[3])
     opts = LoopOptions(progress=False, sample_every_images=8, checkpoint_every_images=0,
                        stop_after_steps=stop or None)
     strategy = (tf.distribute.MultiWorkerMirroredStrategy() if "TF_CONFIG" in __import__("os").environ
@@ -94,18 +98,10 @@ def test_two_workers_write_one_run_directory_that_resumes(tmp_path):
 
 
 MIRRORED_SCRIPT = textwrap.dedent("""
-    import sys, numpy as np, tensorflow as tf
+    import tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from mel_tf.config import Execution, LoopOptions, TrainConfig, preset
-    from mel_tf.training.data import ImageSet, LoadReport
-    from mel_tf.training.loop import train
-    rng = np.random.default_rng(0)
-    images = ImageSet([rng.integers(0, 256, (8, 8, 3), dtype=np.uint8) for _ in range(16)],
-                      LoadReport("synthetic", 16))
-    # MiniBatchStd groups of 2 lie inside each replica's half of a batch of 4.
-    net = preset("seed", 8, width=1 / 64, mbstd_group_size=2)
-    tc = TrainConfig(fade_images=16, stable_images=16, batch_size=4)
+""") + TINY_RUN + textwrap.dedent("""
     opts = LoopOptions(progress=False, sample_every_images=0, checkpoint_every_images=0)
     one = train(net, tc, images, sys.argv[1] + "/one", options=opts,
                 execution=Execution(xla=False))

@@ -137,10 +137,10 @@ def check_resume(logdir: str, net_cfg: NetworkConfig, train_cfg: TrainConfig,
     if not os.path.isfile(os.path.join(logdir, CONFIG_FILE)):
         return []
     old_net, old_train = read_config(logdir)
-    arch = changes_between(old_net, net_cfg, {ARCHITECTURE, ALLOWED})
     if old_net.channel_table() == net_cfg.channel_table():
-        # A floor that narrows nothing (at full width, say) is the same network.
-        arch = [d for d in arch if not d.startswith("min_channels:")]
+        # A floor that narrows nothing (at full width, say) builds the same networks.
+        old_net = old_net.replace(min_channels=net_cfg.min_channels)
+    arch = changes_between(old_net, net_cfg, {ARCHITECTURE, ALLOWED})
     if arch:
         raise RunDirError(f"{logdir} holds a run with other architecture settings "
                           f"({', '.join(arch)}); use another --logdir or the original settings")
