@@ -25,7 +25,8 @@ import sys
 from absl import app, flags
 
 from benchmarks.machine import emit_json, interleaved, machine_info, print_result, run_each
-from mel_tf.config import TrainConfig, preset
+from benchmarks.steps import BATCH, mel_tf_step
+from mel_tf.config import preset
 from mel_tf.training.estimate import iteration_gflops
 
 F = flags.FLAGS
@@ -40,32 +41,6 @@ flags.DEFINE_string("out", None, "Write the JSON here (always printed).")
 flags.DEFINE_string("table_out", None, "Also write mel_tf's seconds per iteration per width "
                     "and resolution here, for mel_tf.training.estimate (its step_seconds.json).")
 flags.DEFINE_integer("one", None, "Internal: time one resolution in this process.")
-BATCH = 8
-
-
-def mel_tf_step(resolution, width):
-    """A function that runs one mel_tf training iteration at the stage."""
-    import numpy as np
-    import tensorflow as tf
-
-    from mel_tf.training.progan import ProGAN, step_noise
-
-    net, tc = preset("seed", resolution, width), TrainConfig(batch_size=BATCH)
-    model = ProGAN(net, tc)
-    model.set_stage(resolution, resolution > 4)
-    model.set_alpha(0.5)
-    step_fn = tf.function(model.train_step, jit_compile=True, autograph=False)
-    noise = step_noise(net, tc, BATCH)
-    images = np.random.default_rng(0).integers(0, 256, (BATCH, resolution, resolution, 3),
-                                               dtype=np.uint8)
-    counter = iter(range(10**9))
-
-    def step():
-        i = next(counter)
-        batch = {"images": tf.constant(images), "steps": tf.fill([BATCH], tf.constant(i, tf.int64)),
-                 **{k: tf.constant(v) for k, v in noise(i).items()}}
-        float(step_fn(batch)["d_loss"])
-    return step, net
 
 
 def source_step(resolution):

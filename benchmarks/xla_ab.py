@@ -1,0 +1,71 @@
+"""mel_tf's training step compiled by XLA against the same step as a TensorFlow graph.
+
+    python -m benchmarks.xla_ab --resolutions=64,128,256 --widths=1.0,0.5 --out=FILE.json
+
+XLA fuses the step into one executable; without it TensorFlow runs each op,
+the convolutions in oneDNN's kernels, which spread over the cores differently.
+Which is faster depends on the resolution and width, so each resolution runs in a
+fresh subprocess that builds both versions of the same model (seed preset, batch
+8, random data, the fade at a = 0.5), warms them up and times them in alternating
+rounds; the ratio is the median of the per-round ratios graph / XLA (above 1: XLA
+is faster).
+"""
+
+from __future__ import annotations
+
+import datetime
+import statistics
+import sys
+
+from absl import app, flags
+
+from benchmarks.machine import emit_json, interleaved, machine_info, print_result, run_each
+from benchmarks.steps import BATCH, mel_tf_step
+
+F = flags.FLAGS
+flags.DEFINE_string("resolutions", "4,8,16,32,64,128,256", "Stage resolutions to time.")
+flags.DEFINE_list("widths", ["1.0", "0.5"], "Width multipliers.")
+flags.DEFINE_integer("threads", 2, "TensorFlow's intra- and inter-op threads.")
+flags.DEFINE_integer("warmup", 3, "Untimed iterations of each after tracing.")
+flags.DEFINE_integer("rounds", 6, "Alternating timed rounds.")
+flags.DEFINE_integer("per_round", 2, "Iterations of each version per round.")
+flags.DEFINE_string("out", None, "Write the JSON here (always printed).")
+flags.DEFINE_integer("one", None, "Internal: time one resolution in this process.")
+VERSIONS = {"xla": True, "graph": False}
+
+
+def time_one(resolution):
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(F.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(F.threads)
+    calls = {f"{name}_w{width}": mel_tf_step(resolution, float(width), jit)[0]
+             for width in F.widths for name, jit in VERSIONS.items()}
+    for call in calls.values():
+        for _ in range(1 + F.warmup):
+            call()
+    times = interleaved(calls, F.rounds, F.per_round)
+    result = {"resolution": resolution}
+    for name, seconds in times.items():
+        result[name] = {"median_s": statistics.median(seconds), "min_s": min(seconds)}
+    for width in F.widths:
+        ratios = [g / x for g, x in zip(times[f"graph_w{width}"], times[f"xla_w{width}"])]
+        result[f"graph_over_xla_w{width}"] = statistics.median(ratios)
+    return result
+
+
+def main(argv):
+    del argv
+    if F.one is not None:
+        print_result(time_one(F.one))
+        return 0
+    rows = run_each("benchmarks.xla_ab", [int(x) for x in F.resolutions.split(",")])
+    emit_json({"benchmark": "xla_ab", "date": datetime.date.today().isoformat(),
+               "command": " ".join(["python -m benchmarks.xla_ab"] + sys.argv[1:]),
+               "threads": F.threads, "batch_size": BATCH, "rounds": F.rounds,
+               "per_round": F.per_round, "machine": machine_info(), "results": rows}, F.out)
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)
