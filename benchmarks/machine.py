@@ -1,6 +1,7 @@
 """What machine a benchmark ran on, interleaved timing, and JSON output (shared by the benchmarks)."""
 
 import contextlib
+import datetime
 import functools
 import http.server
 import importlib.metadata
@@ -42,6 +43,12 @@ def machine_info(packages=("tensorflow-cpu", "tensorflow", "keras"), load_before
     return info
 
 
+def result_header(module: str, **settings) -> dict:
+    """The fields every benchmark's JSON starts with: what ran, when, the command."""
+    return {"benchmark": module.rsplit(".", 1)[-1], "date": datetime.date.today().isoformat(),
+            "command": " ".join([f"python -m {module}"] + sys.argv[1:]), **settings}
+
+
 def emit_json(result: dict, out=None):
     """Prints the result as indented JSON and, given a path, writes it there too."""
     text = json.dumps(result, indent=2)
@@ -61,9 +68,13 @@ def timed(call, reps: int) -> list:
     return times
 
 
-def interleaved(calls, rounds, per_round=1):
+def interleaved(calls, rounds, per_round=1, warmup=0):
     """{name: [seconds, ...]}: each round times `per_round` calls of each function in
-    turn, so that a shared machine's drift hits all of them alike."""
+    turn, so that a shared machine's drift hits all of them alike; first `warmup`
+    untimed calls of each."""
+    for call in calls.values():
+        for _ in range(warmup):
+            call()
     times = {name: [] for name in calls}
     for _ in range(rounds):
         for name, call in calls.items():

@@ -15,16 +15,15 @@ source's networks). Both frameworks get --threads threads.
 
 from __future__ import annotations
 
-import datetime
 import json
 import math
 import os
 import statistics
-import sys
 
 from absl import app, flags
 
-from benchmarks.machine import emit_json, interleaved, machine_info, print_result, run_each
+from benchmarks.machine import (emit_json, interleaved, machine_info, print_result,
+                                result_header, run_each)
 from benchmarks.steps import BATCH, mel_tf_step
 from mel_tf.config import preset
 from mel_tf.training.estimate import iteration_gflops
@@ -71,10 +70,7 @@ def time_one(resolution):
     calls, nets = {"source": source_step(resolution)}, {}
     for width in F.widths:
         calls[f"mel_tf_w{width}"], nets[width] = mel_tf_step(resolution, float(width))
-    for call in calls.values():
-        for _ in range(1 + F.warmup):
-            call()
-    times = interleaved(calls, F.rounds, F.per_round)
+    times = interleaved(calls, F.rounds, F.per_round, warmup=1 + F.warmup)
     result = {"resolution": resolution}
     for name, seconds in times.items():
         result[name] = {"median_s": statistics.median(seconds), "min_s": min(seconds)}
@@ -94,11 +90,9 @@ def main(argv):
         print_result(time_one(F.one))
         return 0
     rows = run_each("benchmarks.source_ab", [int(x) for x in F.resolutions.split(",")])
-    result = {"benchmark": "source_ab", "date": datetime.date.today().isoformat(),
-              "command": " ".join(["python -m benchmarks.source_ab"] + sys.argv[1:]),
-              "threads": F.threads, "batch_size": BATCH, "rounds": F.rounds,
-              "per_round": F.per_round, "machine": machine_info(
-                  packages=("tensorflow-cpu", "keras", "torch")), "results": rows}
+    result = result_header("benchmarks.source_ab", threads=F.threads, batch_size=BATCH,
+                           rounds=F.rounds, per_round=F.per_round, machine=machine_info(
+                               packages=("tensorflow-cpu", "keras", "torch")), results=rows)
     emit_json(result, F.out)
     if F.table_out:
         write_step_table(result, F.table_out)

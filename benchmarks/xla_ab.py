@@ -13,13 +13,12 @@ is faster).
 
 from __future__ import annotations
 
-import datetime
 import statistics
-import sys
 
 from absl import app, flags
 
-from benchmarks.machine import emit_json, interleaved, machine_info, print_result, run_each
+from benchmarks.machine import (emit_json, interleaved, machine_info, print_result,
+                                result_header, run_each)
 from benchmarks.steps import BATCH, mel_tf_step
 
 F = flags.FLAGS
@@ -41,10 +40,7 @@ def time_one(resolution):
     tf.config.threading.set_inter_op_parallelism_threads(F.threads)
     calls = {f"{name}_w{width}": mel_tf_step(resolution, float(width), jit)[0]
              for width in F.widths for name, jit in VERSIONS.items()}
-    for call in calls.values():
-        for _ in range(1 + F.warmup):
-            call()
-    times = interleaved(calls, F.rounds, F.per_round)
+    times = interleaved(calls, F.rounds, F.per_round, warmup=1 + F.warmup)
     result = {"resolution": resolution}
     for name, seconds in times.items():
         result[name] = {"median_s": statistics.median(seconds), "min_s": min(seconds)}
@@ -60,10 +56,9 @@ def main(argv):
         print_result(time_one(F.one))
         return 0
     rows = run_each("benchmarks.xla_ab", [int(x) for x in F.resolutions.split(",")])
-    emit_json({"benchmark": "xla_ab", "date": datetime.date.today().isoformat(),
-               "command": " ".join(["python -m benchmarks.xla_ab"] + sys.argv[1:]),
-               "threads": F.threads, "batch_size": BATCH, "rounds": F.rounds,
-               "per_round": F.per_round, "machine": machine_info(), "results": rows}, F.out)
+    emit_json(result_header("benchmarks.xla_ab", threads=F.threads, batch_size=BATCH,
+                            rounds=F.rounds, per_round=F.per_round, machine=machine_info(),
+                            results=rows), F.out)
     return 0
 
 
