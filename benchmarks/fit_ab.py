@@ -14,7 +14,6 @@ fit/loop is reported per round; its median and range are the result.
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import statistics
@@ -23,7 +22,7 @@ import time
 
 from absl import app, flags
 
-from benchmarks.machine import emit_json, machine_info, print_result, run_each
+from benchmarks.machine import emit_json, machine_info, per_resolution, result_header
 
 
 F = flags.FLAGS
@@ -140,15 +139,14 @@ def run_one(resolution: int) -> dict:
 
 def main(argv):
     del argv
-    if F.one is not None:
-        print_result(run_one(F.one))
-        return 0
     load = os.getloadavg()
-    results = run_each("benchmarks.fit_ab", [int(x) for x in F.resolutions.split(",")])
-    emit_json({"what": "fit() with train()'s callbacks / the hand-written loop, per step",
-               "preset": F.preset, "width": F.width, "batch_size": F.batch_size, "xla": F.xla,
-               "rounds": F.rounds, "machine": machine_info(load_before=load),
-               "date": datetime.date.today().isoformat(), "results": results}, F.out)
+    results = per_resolution("benchmarks.fit_ab", F.one, F.resolutions, run_one)
+    if results is None:
+        return 0
+    emit_json(result_header(
+        "benchmarks.fit_ab", what="fit() with train()'s callbacks / the hand-written loop, per step",
+        preset=F.preset, width=F.width, batch_size=F.batch_size, xla=F.xla, rounds=F.rounds,
+        machine=machine_info(load_before=load), results=results), F.out)
     return 0
 
 

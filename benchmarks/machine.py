@@ -9,6 +9,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import threading
@@ -113,6 +114,22 @@ RESULT_MARK = "RESULT "
 def print_result(result: dict) -> None:
     """The line a per-resolution subprocess ends with (see `run_each`)."""
     print(RESULT_MARK + json.dumps(result), flush=True)
+
+
+def per_resolution(module: str, one, resolutions: str, time_one):
+    """A per-resolution benchmark's driver. In the child (`one` set: its --one flag)
+    times that resolution, prints the result for the parent and returns None; in the
+    parent runs each of the comma-separated `resolutions` in a fresh process of
+    `module` (`run_each`) and returns their results."""
+    if one is not None:
+        print_result(time_one(one))
+        return None
+    return run_each(module, [int(x) for x in resolutions.split(",")])
+
+
+def seconds_summary(seconds) -> dict:
+    """The median and the fastest of a list of timings."""
+    return {"median_s": statistics.median(seconds), "min_s": min(seconds)}
 
 
 def run_each(module: str, resolutions, drop=("--out", "--resolutions")) -> list:

@@ -22,8 +22,8 @@ import statistics
 
 from absl import app, flags
 
-from benchmarks.machine import (emit_json, interleaved, machine_info, print_result,
-                                result_header, run_each)
+from benchmarks.machine import (emit_json, interleaved, machine_info, per_resolution,
+                                result_header, seconds_summary)
 from benchmarks.steps import BATCH, mel_tf_step
 from mel_tf.config import preset
 from mel_tf.training.estimate import iteration_gflops
@@ -73,7 +73,7 @@ def time_one(resolution):
     times = interleaved(calls, F.rounds, F.per_round, warmup=1 + F.warmup)
     result = {"resolution": resolution}
     for name, seconds in times.items():
-        result[name] = {"median_s": statistics.median(seconds), "min_s": min(seconds)}
+        result[name] = seconds_summary(seconds)
     for width, net in nets.items():
         name = f"mel_tf_w{width}"
         ratios = [s / m for s, m in zip(times["source"], times[name])]
@@ -86,10 +86,9 @@ def time_one(resolution):
 
 def main(argv):
     del argv
-    if F.one is not None:
-        print_result(time_one(F.one))
+    rows = per_resolution("benchmarks.source_ab", F.one, F.resolutions, time_one)
+    if rows is None:
         return 0
-    rows = run_each("benchmarks.source_ab", [int(x) for x in F.resolutions.split(",")])
     result = result_header("benchmarks.source_ab", threads=F.threads, batch_size=BATCH,
                            rounds=F.rounds, per_round=F.per_round, machine=machine_info(
                                packages=("tensorflow-cpu", "keras", "torch")), results=rows)

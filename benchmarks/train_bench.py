@@ -14,7 +14,6 @@ waiting for data.
 
 from __future__ import annotations
 
-import datetime
 import resource
 import statistics
 import time
@@ -22,7 +21,7 @@ import time
 from absl import app, flags
 
 from mel_tf.training.estimate import iteration_gflops
-from benchmarks.machine import emit_json, machine_info, print_result, run_each
+from benchmarks.machine import emit_json, machine_info, per_resolution, result_header
 
 
 F = flags.FLAGS
@@ -115,14 +114,12 @@ def data_wait(model, net, tc, resolution, step_fn, steps=30):
 
 def main(argv):
     del argv
-    if F.one is not None:
-        print_result(time_one(F.one))
+    results = per_resolution("benchmarks.train_bench", F.one, F.resolutions, time_one)
+    if results is None:
         return 0
-    results = run_each("benchmarks.train_bench", (int(x) for x in F.resolutions.split(",")))
-    out = {"preset": F.preset, "width": F.width, "batch_size": F.batch_size, "xla": F.xla,
-           "mixed_precision": F.mixed_precision,
-           "machine": machine_info(),
-           "date": datetime.date.today().isoformat(), "results": results}
+    out = result_header("benchmarks.train_bench", preset=F.preset, width=F.width,
+                        batch_size=F.batch_size, xla=F.xla, mixed_precision=F.mixed_precision,
+                        machine=machine_info(), results=results)
     emit_json(out, F.out)
     return 0
 

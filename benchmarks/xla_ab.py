@@ -17,8 +17,8 @@ import statistics
 
 from absl import app, flags
 
-from benchmarks.machine import (emit_json, interleaved, machine_info, print_result,
-                                result_header, run_each)
+from benchmarks.machine import (emit_json, interleaved, machine_info, per_resolution,
+                                result_header, seconds_summary)
 from benchmarks.steps import BATCH, mel_tf_step
 
 F = flags.FLAGS
@@ -43,7 +43,7 @@ def time_one(resolution):
     times = interleaved(calls, F.rounds, F.per_round, warmup=1 + F.warmup)
     result = {"resolution": resolution}
     for name, seconds in times.items():
-        result[name] = {"median_s": statistics.median(seconds), "min_s": min(seconds)}
+        result[name] = seconds_summary(seconds)
     for width in F.widths:
         ratios = [g / x for g, x in zip(times[f"graph_w{width}"], times[f"xla_w{width}"])]
         result[f"graph_over_xla_w{width}"] = statistics.median(ratios)
@@ -52,10 +52,9 @@ def time_one(resolution):
 
 def main(argv):
     del argv
-    if F.one is not None:
-        print_result(time_one(F.one))
+    rows = per_resolution("benchmarks.xla_ab", F.one, F.resolutions, time_one)
+    if rows is None:
         return 0
-    rows = run_each("benchmarks.xla_ab", [int(x) for x in F.resolutions.split(",")])
     emit_json(result_header("benchmarks.xla_ab", threads=F.threads, batch_size=BATCH,
                             rounds=F.rounds, per_round=F.per_round, machine=machine_info(),
                             results=rows), F.out)
