@@ -12,12 +12,11 @@ alternating rounds in one process. Below 1, padding is faster.
 
 from __future__ import annotations
 
-import statistics
 
 from absl import app, flags
 
-from benchmarks.machine import (emit_json, interleaved, machine_info, result_header,
-                                seconds_summary)
+from benchmarks.machine import (emit_json, interleaved, machine_info, median_ratio,
+                                result_header, seconds_summary, tensorflow_threads)
 
 F = flags.FLAGS
 flags.DEFINE_list("pairs", ["4:4", "8:4", "4:8", "8:8"], "Input:output channel pairs.")
@@ -67,16 +66,13 @@ def time_pair(cin: int, cout: int) -> dict:
     row = {"in": cin, "out": cout, **{k: seconds_summary(v) for k, v in times.items()}}
     if len(times) == 2:
         padded, plain = times[f"padded_to_{F.pad_to}"], times["as_is"]
-        row["padded_over_as_is"] = statistics.median(p / q for p, q in zip(padded, plain))
+        row["padded_over_as_is"] = median_ratio(padded, plain)
     return row
 
 
 def main(argv):
     del argv
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(F.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(F.threads)
+    tensorflow_threads(F.threads)
     rows = [time_pair(*map(int, pair.split(":"))) for pair in F.pairs]
     emit_json(result_header("benchmarks.conv_channels", resolution=F.resolution, batch_size=BATCH,
                             threads=F.threads, rounds=F.rounds, machine=machine_info(),

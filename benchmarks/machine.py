@@ -132,6 +132,19 @@ def seconds_summary(seconds) -> dict:
     return {"median_s": statistics.median(seconds), "min_s": min(seconds)}
 
 
+def median_ratio(numerators, denominators) -> float:
+    """The median of the per-round ratios of two interleaved series of timings."""
+    return statistics.median(a / b for a, b in zip(numerators, denominators))
+
+
+def tensorflow_threads(threads: int) -> None:
+    """TensorFlow with `threads` intra-op and inter-op threads (call before it runs)."""
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
 def run_each(module: str, resolutions, drop=("--out", "--resolutions")) -> list:
     """For each resolution, `python -m <module> --one=R` with this process's other
     flags, in a fresh process (its memory and compiled state its own); returns the

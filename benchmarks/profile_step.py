@@ -67,7 +67,7 @@ import tensorflow as tf
 from absl import app, flags
 
 from benchmarks import profile_ops, xla_trace
-from benchmarks.machine import emit_json, interleaved, machine_info
+from benchmarks.machine import emit_json, interleaved, machine_info, tensorflow_threads
 from mel_tf.config import TrainConfig, preset
 from mel_tf.training import losses
 from mel_tf.training.data import ImageSet, LoadReport
@@ -433,11 +433,6 @@ def profile_one(resolution: int, width: float, opts: Options) -> dict:
     return out
 
 
-def set_threads(threads: int):
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
-
-
 def run_stages() -> list:
     """Each (resolution, width) in a fresh process; their results."""
     rows = []
@@ -457,7 +452,7 @@ def run_stages() -> list:
 def main(argv):
     del argv
     if F.one is not None:
-        set_threads(F.threads)
+        tensorflow_threads(F.threads)
         resolution, width = F.one.split(":")
         result = profile_one(int(resolution), float(width), Options.from_flags())
         print("RESULT " + json.dumps(result), flush=True)

@@ -32,7 +32,7 @@ import sys
 
 from absl import app, flags
 
-from benchmarks.machine import emit_json, machine_info, timed
+from benchmarks.machine import emit_json, machine_info, tensorflow_threads, timed
 
 F = flags.FLAGS
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -190,10 +190,7 @@ def stream_sizes(stream_mib: int, cache_mib: int):
 
 def measure() -> dict:
     """The limits JSON: machine, instruction sets, matmul rates, stream bandwidths."""
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(F.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(F.threads)
+    tensorflow_threads(F.threads)
     found = isa(cpu_flags())
     bf16 = F.bf16 == "always" or (F.bf16 == "auto" and found["native_bf16"])
     load = os.getloadavg()

@@ -18,12 +18,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import statistics
 
 from absl import app, flags
 
-from benchmarks.machine import (emit_json, interleaved, machine_info, per_resolution,
-                                result_header, seconds_summary)
+from benchmarks.machine import (emit_json, interleaved, machine_info, median_ratio,
+                                per_resolution, result_header, seconds_summary,
+                                tensorflow_threads)
 from benchmarks.steps import BATCH, mel_tf_step
 from mel_tf.config import preset
 from mel_tf.training.estimate import iteration_gflops
@@ -61,11 +61,9 @@ def source_step(resolution):
 
 
 def time_one(resolution):
-    import tensorflow as tf
     import torch
 
-    tf.config.threading.set_intra_op_parallelism_threads(F.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(F.threads)
+    tensorflow_threads(F.threads)
     torch.set_num_threads(F.threads)
     calls, nets = {"source": source_step(resolution)}, {}
     for width in F.widths:
@@ -76,9 +74,8 @@ def time_one(resolution):
         result[name] = seconds_summary(seconds)
     for width, net in nets.items():
         name = f"mel_tf_w{width}"
-        ratios = [s / m for s, m in zip(times["source"], times[name])]
         gflops = iteration_gflops(net, resolution, resolution > 4, BATCH)
-        result[name].update(speedup_vs_source=statistics.median(ratios),
+        result[name].update(speedup_vs_source=median_ratio(times["source"], times[name]),
                             gflops_per_iter=gflops,
                             gflops_per_s=gflops / result[name]["median_s"])
     return result

@@ -13,12 +13,12 @@ is faster).
 
 from __future__ import annotations
 
-import statistics
 
 from absl import app, flags
 
-from benchmarks.machine import (emit_json, interleaved, machine_info, per_resolution,
-                                result_header, seconds_summary)
+from benchmarks.machine import (emit_json, interleaved, machine_info, median_ratio,
+                                per_resolution, result_header, seconds_summary,
+                                tensorflow_threads)
 from benchmarks.steps import BATCH, mel_tf_step
 
 F = flags.FLAGS
@@ -34,10 +34,7 @@ VERSIONS = {"xla": True, "graph": False}
 
 
 def time_one(resolution):
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(F.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(F.threads)
+    tensorflow_threads(F.threads)
     calls = {f"{name}_w{width}": mel_tf_step(resolution, float(width), jit)[0]
              for width in F.widths for name, jit in VERSIONS.items()}
     times = interleaved(calls, F.rounds, F.per_round, warmup=1 + F.warmup)
@@ -45,8 +42,8 @@ def time_one(resolution):
     for name, seconds in times.items():
         result[name] = seconds_summary(seconds)
     for width in F.widths:
-        ratios = [g / x for g, x in zip(times[f"graph_w{width}"], times[f"xla_w{width}"])]
-        result[f"graph_over_xla_w{width}"] = statistics.median(ratios)
+        result[f"graph_over_xla_w{width}"] = median_ratio(times[f"graph_w{width}"],
+                                                          times[f"xla_w{width}"])
     return result
 
 

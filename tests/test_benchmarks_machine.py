@@ -32,3 +32,7 @@ def test_result_header_names_the_benchmark_and_its_command():
     assert header["benchmark"] == "xla_ab" and header["threads"] == 2
     assert header["command"].startswith("python -m benchmarks.xla_ab")
     assert len(header["date"]) == 10 and header["date"][4] == "-"
+
+
+def test_median_ratio_pairs_the_rounds():
+    assert machine.median_ratio([2.0, 9.0, 3.0], [1.0, 3.0, 1.0]) == 3.0
