@@ -164,8 +164,14 @@ class NetworkConfig:
     # and 256x256 has 2; docs/source_study/256x256/). A narrowed layer keeps at
     # least this many, and never more than the full width's.
     min_channels: int = setting(8, "Fewest channels --width narrows a layer to (a layer "
-                                "with fewer at full width keeps those).",
+                                "with fewer at full width keeps those, unless "
+                                "--widen_to_floor).",
                                 resume=ARCHITECTURE)
+    # Full width itself has 4 channels at 256x256, where a half-width seed with the
+    # floor collapsed to two hues (docs/source_study/256x256/).
+    widen_to_floor: bool = setting(False, "min_channels also widens layers that have fewer "
+                                   "channels at full width (the 256x256 block's 4).",
+                                   resume=ARCHITECTURE)
     latent_mode: str = _arch("reshape", "Latent: reshaped to 4x4xC (seed) or pixel-"
                              "normalised and sent through a dense layer (paper)",
                              choices=("reshape", "dense"))
@@ -212,7 +218,8 @@ class NetworkConfig:
 
     # ---- channel tables -------------------------------------------------
     def _scaled(self, channels: float) -> int:
-        return max(1, min(int(channels), self.min_channels), int(round(channels * self.width)))
+        floor = self.min_channels if self.widen_to_floor else min(int(channels), self.min_channels)
+        return max(1, floor, int(round(channels * self.width)))
 
     def features(self, resolution: int) -> int:
         """Feature maps of the blocks at `resolution` (before width scaling).
@@ -269,7 +276,8 @@ class NetworkConfig:
 
     def channel_table(self) -> tuple:
         """Every layer's channels: two configurations with the same table (and the
-        same other fields) build the same networks, whatever their min_channels."""
+        same other fields) build the same networks, whatever their min_channels and
+        widen_to_floor."""
         return (self.latent_dim, self.d_head_channels,
                 tuple(self.g_block_channels(r) for r in self.resolutions),
                 tuple(self.d_block_channels(r) for r in self.resolutions[1:]),

@@ -14,7 +14,7 @@ zassou65535/image_generator_2) and gradient penalty, trained by the loop body
 of its PGGAN_train.py (research/source_parity.py's SourceRun, which mirrors
 it); "mel_tf" is mel_tf's seed preset at full width trained by
 mel_tf.training.train with contrast augmentation off, as the source's code has
-none. --preset, --width, --fade_steps, --stable_steps, --ema_decay, --final_lr
+none. --preset, --width, --min_channels, --widen_to_floor, --fade_steps, --stable_steps, --ema_decay, --final_lr
 and --fade_real_images try other mel_tf configurations on the same budget (the
 run's name then says which). Each run's EMA generator makes --num_images icons from the same latents
 (mel_tf.deploy.seeds.latents_for_seed), scored with mel_tf.metrics against the
@@ -47,6 +47,10 @@ flags.DEFINE_enum("preset", "seed", ["seed", "paper"], "mel_tf's preset (--syste
 flags.DEFINE_float("width", 1.0, "mel_tf's width multiplier (--system=mel_tf).")
 flags.DEFINE_integer("min_channels", 1, "mel_tf's floor on narrowed layers (NetworkConfig."
                      "min_channels; 1, no floor, is how the earlier rows were trained).")
+flags.DEFINE_bool("widen_to_floor", False, "mel_tf's floor also widens layers narrower at "
+                  "full width (NetworkConfig.widen_to_floor). The initial weights are the "
+                  "unwidened networks' draw for --seed wherever a weight keeps its shape, so "
+                  "the run pairs with the one without this flag.")
 flags.DEFINE_integer("fade_steps", None, "mel_tf's iterations per fade (default --res_step).")
 flags.DEFINE_integer("stable_steps", None, "mel_tf's iterations per stable phase (4x4 and the "
                      "last; default --res_step). Equal budget: 3 fades + 2 stable = 5 x --res_step "
@@ -276,6 +280,7 @@ def source_init_callback(stages):
 def mel_tf_settings() -> dict:
     """mel_tf's training settings from the flags, defaults filled in (stated once here)."""
     return {"preset": F.preset, "width": F.width, "min_channels": F.min_channels,
+            "widen_to_floor": F.widen_to_floor,
             "fade_steps": F.fade_steps or F.res_step,
             "stable_steps": F.stable_steps or F.res_step, "ema_decay": F.ema_decay,
             "final_lr": F.final_lr, "fade_real_images": F.fade_real_images}
@@ -322,8 +327,9 @@ def train_mel_tf(training, logdir, stages):
     from mel_tf.training.rundir import load_ema_generator
     from mel_tf.training.loop import train
 
-    net = preset(F.preset, F.resolution, F.width, min_channels=F.min_channels)
     s = mel_tf_settings()
+    net = preset(F.preset, F.resolution, F.width, min_channels=F.min_channels,
+                 widen_to_floor=s["widen_to_floor"])
     cfg = TrainConfig(seed=F.seed, fade_images=s["fade_steps"] * BATCH,
                       stable_images=s["stable_steps"] * BATCH, batch_size=BATCH, contrast=False,
                       final_learning_rate=s["final_lr"], fade_real_images=s["fade_real_images"])
@@ -332,6 +338,9 @@ def train_mel_tf(training, logdir, stages):
     timeline = Timeline(os.path.join(logdir, "timeline.jsonl"),
                         scorer(training, net.latent_dim), stages)
     extra = [source_init_callback(stages)] if F.source_init else []
+    if s["widen_to_floor"]:
+        from research.paired_init import paired_init_callback
+        extra.append(paired_init_callback(net.replace(widen_to_floor=False), cfg))
     status = train(net, cfg, training, logdir,
                    options=LoopOptions(progress=False, sample_every_images=0, metrics_images=0,
                                        checkpoint_every_images=F.checkpoint_every * BATCH),
@@ -353,6 +362,8 @@ def system_name() -> str:
         name += f"_{s['preset']}_w{s['width']:g}"
     if s["min_channels"] > 1:
         name += f"_min{s['min_channels']}"
+    if s["widen_to_floor"]:
+        name += "_widen"
     if (s["fade_steps"], s["stable_steps"]) != (F.res_step, F.res_step):
         name += f"_f{s['fade_steps']}s{s['stable_steps']}"
     if s["ema_decay"] is not None:

@@ -215,3 +215,30 @@ def test_a_channel_floor_that_changes_no_layer_does_not_block_a_resume(tmp_path)
     rundir.prepare(half, config.preset("seed", 256, 0.5, min_channels=1), config.TrainConfig())
     with pytest.raises(rundir.RunDirError, match="min_channels: 1 -> 8"):
         rundir.check_resume(half, config.preset("seed", 256, 0.5), config.TrainConfig())
+    # Widening to the floor changes no layer at 16x16 (full width has 64 channels there)
+    # but widens the 256x256 block (4 channels at full width) to 8.
+    assert rundir.check_resume(str(tmp_path), old.replace(widen_to_floor=True),
+                               config.TrainConfig()) == []
+    floored = str(tmp_path / "floored")
+    rundir.prepare(floored, config.preset("seed", 256, 0.5), config.TrainConfig())
+    with pytest.raises(rundir.RunDirError, match="widen_to_floor: False -> True"):
+        rundir.check_resume(floored, config.preset("seed", 256, 0.5, widen_to_floor=True),
+                            config.TrainConfig())
+
+
+def test_widen_to_floor_widens_only_the_layers_narrower_than_the_floor_at_full_width():
+    narrow = config.preset("seed", 256, 0.5, min_channels=8)
+    wide = narrow.replace(widen_to_floor=True)
+    # G's blocks (in, out), D's blocks (in, middle, out) and fromRGB, from 4x4 to 256x256.
+    assert narrow.channel_table()[2][-2:] == ((8, 8), (8, 4))
+    assert wide.channel_table()[2][-2:] == ((8, 8), (8, 8))
+    assert (narrow.d_block_channels(256), wide.d_block_channels(256)) == ((4, 8, 8), (8, 8, 8))
+    assert (narrow.d_from_rgb_channels(256), wide.d_from_rgb_channels(256)) == (4, 8)
+    assert wide.channel_table()[:2] == narrow.channel_table()[:2]
+    assert wide.channel_table()[2][:-1] == narrow.channel_table()[2][:-1]
+    # Full width: the floor now widens the source's 4-channel 256x256 block too.
+    assert config.preset("seed", 256, 1.0, widen_to_floor=True).g_block_channels(256) == (8, 8)
+    assert config.preset("seed", 256, 1.0).g_block_channels(256) == (8, 4)
+    # A config.json from before the field loads as the networks it trained.
+    assert config.NetworkConfig.from_dict(
+        {k: v for k, v in narrow.to_dict().items() if k != "widen_to_floor"}) == narrow

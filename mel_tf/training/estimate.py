@@ -86,7 +86,8 @@ def cpu_seconds(net_cfg: NetworkConfig, train_cfg: TrainConfig) -> Optional[floa
     widths = {float(w): v for w, v in table["seconds"].items()}
     nearest = min(widths, key=lambda w: abs(w - net_cfg.width))
     # The table's networks: its width, narrowed with the table's floor.
-    measured = net_cfg.replace(width=nearest, min_channels=table.get("min_channels", 1))
+    measured = net_cfg.replace(width=nearest, min_channels=table.get("min_channels", 1),
+                               widen_to_floor=table.get("widen_to_floor", False))
     phases = schedule_for(net_cfg, train_cfg).phases
     steps = sum(p.images / p.batch_size for p in phases)
     total = table.get("overhead_s_per_step", 0.0) * steps

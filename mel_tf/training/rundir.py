@@ -139,7 +139,8 @@ def check_resume(logdir: str, net_cfg: NetworkConfig, train_cfg: TrainConfig,
     old_net, old_train = read_config(logdir)
     if old_net.channel_table() == net_cfg.channel_table():
         # A floor that narrows nothing (at full width, say) builds the same networks.
-        old_net = old_net.replace(min_channels=net_cfg.min_channels)
+        old_net = old_net.replace(min_channels=net_cfg.min_channels,
+                                  widen_to_floor=net_cfg.widen_to_floor)
     arch = changes_between(old_net, net_cfg, {ARCHITECTURE, ALLOWED})
     if arch:
         raise RunDirError(f"{logdir} holds a run with other architecture settings "
