@@ -5,16 +5,16 @@ from mel_tf.config import TrainConfig, preset
 BATCH = 8
 
 
-def mel_tf_step(resolution, width, jit_compile=True):
+def mel_tf_step(resolution, width, jit_compile=True, **network):
     """A function that runs one mel_tf training iteration at the stage, and its
-    NetworkConfig; `jit_compile` False runs the step as a TensorFlow graph
-    (oneDNN's kernels) instead of one XLA executable."""
+    NetworkConfig (the seed preset with `network`'s fields); `jit_compile` False runs
+    the step as a TensorFlow graph (oneDNN's kernels) instead of one XLA executable."""
     import numpy as np
     import tensorflow as tf
 
     from mel_tf.training.progan import ProGAN, step_noise
 
-    net, tc = preset("seed", resolution, width), TrainConfig(batch_size=BATCH)
+    net, tc = preset("seed", resolution, width, **network), TrainConfig(batch_size=BATCH)
     model = ProGAN(net, tc)
     model.set_stage(resolution, resolution > 4)
     model.set_alpha(0.5)
@@ -30,3 +30,25 @@ def mel_tf_step(resolution, width, jit_compile=True):
                  **{k: tf.constant(v) for k, v in noise(i).items()}}
         float(step_fn(batch)["d_loss"])
     return step, net
+
+
+def time_versions(resolution, widths, versions, rounds, per_round, warmup):
+    """Two versions of the step ({name: mel_tf_step keywords}, the baseline first) at
+    each width, timed in alternating rounds (benchmarks.machine.interleaved): their
+    seconds, G's block channels, and "<second>_over_<first>_w<width>", the median of
+    the per-round ratios (above 1: the baseline is faster)."""
+    from benchmarks.machine import interleaved, median_ratio, seconds_summary
+
+    calls, channels = {}, {}
+    for width in widths:
+        for name, keywords in versions.items():
+            calls[f"{name}_w{width}"], net = mel_tf_step(resolution, float(width), **keywords)
+            channels[f"{name}_w{width}"] = net.g_block_channels(resolution)
+    times = interleaved(calls, rounds, per_round, warmup=warmup)
+    result = {"resolution": resolution, "g_block_channels": channels}
+    result.update({name: seconds_summary(seconds) for name, seconds in times.items()})
+    base, other = versions
+    for width in widths:
+        result[f"{other}_over_{base}_w{width}"] = median_ratio(times[f"{other}_w{width}"],
+                                                               times[f"{base}_w{width}"])
+    return result

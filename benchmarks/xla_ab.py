@@ -16,10 +16,9 @@ from __future__ import annotations
 
 from absl import app, flags
 
-from benchmarks.machine import (emit_json, interleaved, machine_info, median_ratio,
-                                per_resolution, result_header, seconds_summary,
-                                tensorflow_threads)
-from benchmarks.steps import BATCH, mel_tf_step
+from benchmarks.machine import emit_json, machine_info, per_resolution, result_header, \
+    tensorflow_threads
+from benchmarks.steps import BATCH, time_versions
 
 F = flags.FLAGS
 flags.DEFINE_string("resolutions", "4,8,16,32,64,128,256", "Stage resolutions to time.")
@@ -30,21 +29,13 @@ flags.DEFINE_integer("rounds", 6, "Alternating timed rounds.")
 flags.DEFINE_integer("per_round", 2, "Iterations of each version per round.")
 flags.DEFINE_string("out", None, "Write the JSON here (always printed).")
 flags.DEFINE_integer("one", None, "Internal: time one resolution in this process.")
-VERSIONS = {"xla": True, "graph": False}
+VERSIONS = {"xla": {"jit_compile": True}, "graph": {"jit_compile": False}}
 
 
 def time_one(resolution):
     tensorflow_threads(F.threads)
-    calls = {f"{name}_w{width}": mel_tf_step(resolution, float(width), jit)[0]
-             for width in F.widths for name, jit in VERSIONS.items()}
-    times = interleaved(calls, F.rounds, F.per_round, warmup=1 + F.warmup)
-    result = {"resolution": resolution}
-    for name, seconds in times.items():
-        result[name] = seconds_summary(seconds)
-    for width in F.widths:
-        result[f"graph_over_xla_w{width}"] = median_ratio(times[f"graph_w{width}"],
-                                                          times[f"xla_w{width}"])
-    return result
+    return time_versions(resolution, F.widths, VERSIONS, F.rounds, F.per_round,
+                         warmup=1 + F.warmup)
 
 
 def main(argv):

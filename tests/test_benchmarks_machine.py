@@ -36,3 +36,16 @@ def test_result_header_names_the_benchmark_and_its_command():
 
 def test_median_ratio_pairs_the_rounds():
     assert machine.median_ratio([2.0, 9.0, 3.0], [1.0, 3.0, 1.0]) == 3.0
+
+
+def test_time_versions_builds_each_version_and_reports_its_ratio_to_the_first():
+    from benchmarks import steps
+
+    # At quarter width G's 4x4 block has 128 -> 64 channels; a floor of 256 that
+    # widens layers above full width's makes it 256 -> 256.
+    versions = {"default": {}, "wide": {"min_channels": 256, "widen_to_floor": True}}
+    result = steps.time_versions(4, ["0.25"], versions, rounds=1, per_round=1, warmup=0)
+    assert result["g_block_channels"] == {"default_w0.25": (128, 64),
+                                          "wide_w0.25": (256, 256)}
+    assert result["wide_over_default_w0.25"] == (result["wide_w0.25"]["median_s"]
+                                                 / result["default_w0.25"]["median_s"])
