@@ -52,3 +52,42 @@ def time_versions(resolution, widths, versions, rounds, per_round, warmup):
         result[f"{other}_over_{base}_w{width}"] = median_ratio(times[f"{other}_w{width}"],
                                                                times[f"{base}_w{width}"])
     return result
+
+
+def define_ab_flags(resolutions: str, widths) -> None:
+    """The flags of a two-version A/B of the step (xla_ab, widen_ab)."""
+    from absl import flags
+
+    flags.DEFINE_string("resolutions", resolutions, "Stage resolutions to time.")
+    flags.DEFINE_list("widths", widths, "Width multipliers.")
+    flags.DEFINE_integer("threads", 2, "TensorFlow's intra- and inter-op threads.")
+    flags.DEFINE_integer("warmup", 3, "Untimed iterations of each after tracing.")
+    flags.DEFINE_integer("rounds", 6, "Alternating timed rounds.")
+    flags.DEFINE_integer("per_round", 2, "Iterations of each version per round.")
+    flags.DEFINE_string("out", None, "Write the JSON here (always printed).")
+    flags.DEFINE_integer("one", None, "Internal: time one resolution in this process.")
+
+
+def ab_main(module: str, versions: dict):
+    """The absl main of `module`, an A/B of two versions of the step (time_versions),
+    each resolution in a fresh process (benchmarks.machine.per_resolution)."""
+    from absl import flags
+
+    from benchmarks.machine import emit_json, machine_info, per_resolution, result_header, \
+        tensorflow_threads
+    F = flags.FLAGS
+
+    def time_one(resolution):
+        tensorflow_threads(F.threads)
+        return time_versions(resolution, F.widths, versions, F.rounds, F.per_round,
+                             warmup=1 + F.warmup)
+
+    def main(argv):
+        del argv
+        rows = per_resolution(module, F.one, F.resolutions, time_one)
+        if rows is not None:
+            emit_json(result_header(module, threads=F.threads, batch_size=BATCH,
+                                    rounds=F.rounds, per_round=F.per_round,
+                                    machine=machine_info(), results=rows), F.out)
+        return 0
+    return main
