@@ -14,7 +14,7 @@ zassou65535/image_generator_2) and gradient penalty, trained by the loop body
 of its PGGAN_train.py (research/source_parity.py's SourceRun, which mirrors
 it); "mel_tf" is mel_tf's seed preset at full width trained by
 mel_tf.training.train with contrast augmentation off, as the source's code has
-none. --preset, --width, --min_channels, --widen_to_floor, --fade_steps, --stable_steps, --ema_decay, --final_lr
+none. --preset, --width, --min_channels, --widen_to_floor, --learning_rates, --fade_steps, --stable_steps, --ema_decay, --final_lr
 and --fade_real_images try other mel_tf configurations on the same budget (the
 run's name then says which). Each run's EMA generator makes --num_images icons from the same latents
 (mel_tf.deploy.seeds.latents_for_seed), scored with mel_tf.metrics against the
@@ -30,6 +30,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import time
 
 from absl import app, flags
@@ -51,11 +52,17 @@ flags.DEFINE_bool("widen_to_floor", False, "mel_tf's floor also widens layers na
                   "full width (NetworkConfig.widen_to_floor). The initial weights are the "
                   "unwidened networks' draw for --seed wherever a weight keeps its shape, so "
                   "the run pairs with the one without this flag.")
+flags.DEFINE_string("start_from", None, "A new mel_tf run starts as a copy of this run "
+                    "directory (its checkpoint, timeline and samples: a twin saved at a phase "
+                    "end) and goes on with this run's training settings, the changes logged "
+                    "in its changes.log: A/Bs of the late phases from one shared state.")
 flags.DEFINE_integer("fade_steps", None, "mel_tf's iterations per fade (default --res_step).")
 flags.DEFINE_integer("stable_steps", None, "mel_tf's iterations per stable phase (4x4 and the "
                      "last; default --res_step). Equal budget: 3 fades + 2 stable = 5 x --res_step "
                      "at 32x32.")
 flags.DEFINE_float("ema_decay", None, "mel_tf's generator EMA decay (default the TrainConfig's).")
+flags.DEFINE_string("learning_rates", "", "mel_tf's per-resolution learning rates, e.g. "
+                    "256:2e-4 (TrainConfig.learning_rates; default: 5e-4 throughout).")
 flags.DEFINE_float("final_lr", None, "mel_tf's learning rate in the last phase (default: no drop).")
 flags.DEFINE_bool("fade_real_images", False, "mel_tf blends the reals during fades too (the paper).")
 flags.DEFINE_integer("num_images", 512, "Icons per set for the metrics.")
@@ -283,7 +290,8 @@ def mel_tf_settings() -> dict:
             "widen_to_floor": F.widen_to_floor,
             "fade_steps": F.fade_steps or F.res_step,
             "stable_steps": F.stable_steps or F.res_step, "ema_decay": F.ema_decay,
-            "final_lr": F.final_lr, "fade_real_images": F.fade_real_images}
+            "final_lr": F.final_lr, "fade_real_images": F.fade_real_images,
+            "learning_rates": F.learning_rates}
 
 
 def runs_folder() -> str:
@@ -322,9 +330,9 @@ def timeline_callback(timeline, net):
 def train_mel_tf(training, logdir, stages):
     """mel_tf's --preset on the same schedule, checkpointed like the source's run;
     returns (generate, images shown, latent size)."""
-    from mel_tf.config import LoopOptions, TrainConfig, preset
+    from mel_tf.config import RATE_MAP, LoopOptions, TrainConfig, preset
     from mel_tf.training.evaluation import generate_uint8
-    from mel_tf.training.rundir import load_ema_generator
+    from mel_tf.training.rundir import Records, load_ema_generator
     from mel_tf.training.loop import train
 
     s = mel_tf_settings()
@@ -332,7 +340,8 @@ def train_mel_tf(training, logdir, stages):
                  widen_to_floor=s["widen_to_floor"])
     cfg = TrainConfig(seed=F.seed, fade_images=s["fade_steps"] * BATCH,
                       stable_images=s["stable_steps"] * BATCH, batch_size=BATCH, contrast=False,
-                      final_learning_rate=s["final_lr"], fade_real_images=s["fade_real_images"])
+                      final_learning_rate=s["final_lr"], fade_real_images=s["fade_real_images"],
+                      learning_rates=RATE_MAP.parse(s["learning_rates"]))
     if s["ema_decay"] is not None:
         cfg = cfg.replace(ema_decay=s["ema_decay"])
     timeline = Timeline(os.path.join(logdir, "timeline.jsonl"),
@@ -341,7 +350,10 @@ def train_mel_tf(training, logdir, stages):
     if s["widen_to_floor"]:
         from research.paired_init import paired_init_callback
         extra.append(paired_init_callback(net.replace(widen_to_floor=False), cfg))
+    if F.start_from and not os.path.exists(os.path.join(logdir, "config.json")):
+        shutil.copytree(F.start_from, logdir, dirs_exist_ok=True)
     status = train(net, cfg, training, logdir,
+                   records=Records(allow_config_change=bool(F.start_from)),
                    options=LoopOptions(progress=False, sample_every_images=0, metrics_images=0,
                                        checkpoint_every_images=F.checkpoint_every * BATCH),
                    callbacks=extra + [timeline_callback(timeline, net)])
@@ -370,6 +382,8 @@ def system_name() -> str:
         name += f"_ema{s['ema_decay']:g}"
     if s["final_lr"] is not None:
         name += f"_finallr{s['final_lr']:g}"
+    if s["learning_rates"]:
+        name += "_lr" + s["learning_rates"].replace(":", "-").replace(",", "_")
     return name + ("_fadereal" if s["fade_real_images"] else "")
 
 
