@@ -42,8 +42,9 @@ def test_time_versions_builds_each_version_and_reports_its_ratio_to_the_first():
     from benchmarks import steps
 
     # At quarter width G's 4x4 block has 128 -> 64 channels; a floor of 256 that
-    # widens layers above full width's makes it 256 -> 256.
-    versions = {"default": {}, "wide": {"min_channels": 256, "widen_to_floor": True}}
+    # widens layers above full width's makes it 256 -> 256. Graph mode: built sooner than XLA.
+    versions = {"default": {"jit_compile": False},
+                "wide": {"jit_compile": False, "min_channels": 256, "widen_to_floor": True}}
     result = steps.time_versions(4, ["0.25"], versions, rounds=1, per_round=1, warmup=0)
     assert result["g_block_channels"] == {"default_w0.25": (128, 64),
                                           "wide_w0.25": (256, 256)}
