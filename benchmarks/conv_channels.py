@@ -17,6 +17,7 @@ from absl import app, flags
 
 from benchmarks.machine import (emit_json, interleaved, machine_info, median_ratio,
                                 result_header, seconds_summary, tensorflow_threads)
+from benchmarks.steps import BATCH
 
 F = flags.FLAGS
 flags.DEFINE_list("pairs", ["4:4", "8:4", "4:8", "8:8"], "Input:output channel pairs.")
@@ -27,7 +28,6 @@ flags.DEFINE_integer("threads", 2, "TensorFlow's intra- and inter-op threads.")
 flags.DEFINE_integer("rounds", 10, "Alternating timed rounds.")
 flags.DEFINE_integer("warmup", 3, "Untimed calls of each after compiling.")
 flags.DEFINE_string("out", None, "Write the JSON here (always printed).")
-BATCH = 8
 
 
 def conv_step(cin: int, cout: int, pad_to: int):

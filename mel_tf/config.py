@@ -276,8 +276,7 @@ class NetworkConfig:
 
     def channel_table(self) -> tuple:
         """Every layer's channels: two configurations with the same table (and the
-        same other fields) build the same networks, whatever their min_channels and
-        widen_to_floor."""
+        same other fields) build the same networks, whatever their CHANNEL_FLOOR_FIELDS."""
         return (self.latent_dim, self.d_head_channels,
                 tuple(self.g_block_channels(r) for r in self.resolutions),
                 tuple(self.d_block_channels(r) for r in self.resolutions[1:]),
@@ -296,6 +295,9 @@ class NetworkConfig:
         # layers without a floor; it loads (and exports) as it was trained.
         return from_json(cls, {**_UNPARAMETERIZED, **d})
 
+
+# The fields that only set channel counts: channel_table() says all they do.
+CHANNEL_FLOOR_FIELDS = ("min_channels", "widen_to_floor")
 
 _UNPARAMETERIZED = {"conv_weights": "equalized", "rgb_weights": "equalized",
                     "from_rgb_activation": True, "min_channels": 1}

@@ -28,15 +28,12 @@ def paired_init_callback(narrow_cfg, train_cfg):
     differs from its narrow twin in those layers only (one weight stream draws all
     layers, so a widened layer would otherwise shift every draw after it)."""
     class PairedInit(keras.callbacks.Callback):
-        done = False
-
         def on_train_begin(self, logs=None):
-            if self.done or int(self.model.g_optimizer.iterations.numpy()):
+            if int(self.model.g_optimizer.iterations.numpy()):   # not a new run
                 return
             twin = ProGAN(narrow_cfg, train_cfg)
             copied = sum(copy_matching(getattr(self.model, name), getattr(twin, name))
                          for name in ("generator", "discriminator", "generator_ema"))
             logging.info("Initial weights: the unwidened networks' draw for seed %d "
                          "(%d of the tensors)", train_cfg.seed, copied)
-            self.done = True
     return PairedInit()

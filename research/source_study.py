@@ -14,9 +14,10 @@ zassou65535/image_generator_2) and gradient penalty, trained by the loop body
 of its PGGAN_train.py (research/source_parity.py's SourceRun, which mirrors
 it); "mel_tf" is mel_tf's seed preset at full width trained by
 mel_tf.training.train with contrast augmentation off, as the source's code has
-none. --preset, --width, --min_channels, --widen_to_floor, --learning_rates, --fade_steps, --stable_steps, --ema_decay, --final_lr
-and --fade_real_images try other mel_tf configurations on the same budget (the
-run's name then says which). Each run's EMA generator makes --num_images icons from the same latents
+none. --preset, --width, --min_channels, --widen_to_floor, --learning_rates,
+--fade_steps, --stable_steps, --ema_decay, --final_lr and --fade_real_images try
+other mel_tf configurations on the same budget (the run's name then says which).
+Each run's EMA generator makes --num_images icons from the same latents
 (mel_tf.deploy.seeds.latents_for_seed), scored with mel_tf.metrics against the
 same real icons. A run leaves OUT/runs/<system>_seed<seed>/row.json and
 OUT/<system>_seed<seed>.png; OUT/results.json gathers every row present, so
@@ -336,7 +337,7 @@ def train_mel_tf(training, logdir, stages):
     from mel_tf.training.loop import train
 
     s = mel_tf_settings()
-    net = preset(F.preset, F.resolution, F.width, min_channels=F.min_channels,
+    net = preset(s["preset"], F.resolution, s["width"], min_channels=s["min_channels"],
                  widen_to_floor=s["widen_to_floor"])
     cfg = TrainConfig(seed=F.seed, fade_images=s["fade_steps"] * BATCH,
                       stable_images=s["stable_steps"] * BATCH, batch_size=BATCH, contrast=False,
