@@ -9,8 +9,9 @@ EMA, D step with penalty and drift). Batch 8, random data, the fade active at a 
 (4x4: stable). Each resolution runs in a fresh subprocess that builds both systems,
 warms them up, then times them in alternating rounds (`--per_round` iterations of
 each), so that the machine's drift hits both alike; the speed-up is the median of
-the per-round ratios. mel_tf is timed at each width of --widths (1.0 is the
-source's networks). Both frameworks get --threads threads.
+the per-round ratios. mel_tf is timed at each width of --widths: at full width the
+source's own networks (equal networks), at the others the default networks at that
+width. Both frameworks get --threads threads.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from benchmarks.machine import (emit_json, interleaved, machine_info, median_rat
                                 per_resolution, result_header, seconds_summary,
                                 tensorflow_threads)
 from benchmarks.steps import BATCH, mel_tf_step
-from mel_tf.config import preset
+from mel_tf.config import CHANNEL_FLOOR_FIELDS, preset, source_networks
 from mel_tf.training.estimate import iteration_gflops
 
 F = flags.FLAGS
@@ -60,6 +61,11 @@ def source_step(resolution):
     return step
 
 
+def timed_networks(resolution, width):
+    """mel_tf's networks at a width: the source's at full width, else the defaults."""
+    return source_networks(resolution) if width == 1.0 else preset("seed", resolution, width)
+
+
 def time_one(resolution):
     import torch
 
@@ -67,7 +73,9 @@ def time_one(resolution):
     torch.set_num_threads(F.threads)
     calls, nets = {"source": source_step(resolution)}, {}
     for width in F.widths:
-        calls[f"mel_tf_w{width}"], nets[width] = mel_tf_step(resolution, float(width))
+        floor = {k: getattr(timed_networks(resolution, float(width)), k)
+                 for k in CHANNEL_FLOOR_FIELDS}
+        calls[f"mel_tf_w{width}"], nets[width] = mel_tf_step(resolution, float(width), **floor)
     times = interleaved(calls, F.rounds, F.per_round, warmup=1 + F.warmup)
     result = {"resolution": resolution}
     for name, seconds in times.items():
@@ -77,7 +85,8 @@ def time_one(resolution):
         gflops = iteration_gflops(net, resolution, resolution > 4, BATCH)
         result[name].update(speedup_vs_source=median_ratio(times["source"], times[name]),
                             gflops_per_iter=gflops,
-                            gflops_per_s=gflops / result[name]["median_s"])
+                            gflops_per_s=gflops / result[name]["median_s"],
+                            channel_floor={k: getattr(net, k) for k in CHANNEL_FLOOR_FIELDS})
     return result
 
 
@@ -100,17 +109,19 @@ WHOLE_RUN_KEYS = ("overhead_s_per_step", "overhead_source")
 
 
 def write_step_table(result: dict, path: str):
-    """mel_tf's median seconds per iteration, {width: {resolution: s}}, with where from."""
+    """mel_tf's median seconds per iteration, {width: {resolution: s}}, the channel
+    floor of the networks timed at each width, and where the figures come from."""
     seconds = {w: {str(r["resolution"]): round(r[f"mel_tf_w{w}"]["median_s"], 4)
                    for r in result["results"]} for w in F.widths}
+    floors = {w: result["results"][0][f"mel_tf_w{w}"]["channel_floor"] for w in F.widths}
     kept = {}
     if os.path.isfile(path):
         with open(path) as f:
             kept = {k: v for k, v in json.load(f).items() if k in WHOLE_RUN_KEYS}
     with open(path, "w") as f:
         json.dump({"machine": result["machine"]["cpu"], "date": result["date"],
-                   "min_channels": preset("seed").min_channels,   # the networks timed
-                   "threads": F.threads, "source": F.out, "seconds": seconds, **kept},
+                   "channel_floor": floors, "threads": F.threads, "source": F.out,
+                   "seconds": seconds, **kept},
                   f, indent=2)
 
 

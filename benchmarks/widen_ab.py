@@ -1,5 +1,6 @@
 """mel_tf's training step with the channel floor widening the 256x256 block
-(NetworkConfig.widen_to_floor: 8 channels, not full width's 4) against the default.
+(NetworkConfig.widen_to_floor, the default: 8 channels, not full width's 4) against
+the narrow block (full width's 4 channels).
 
     python -m benchmarks.widen_ab --resolutions=256 --widths=0.5,1.0 --out=FILE.json
 
@@ -8,7 +9,7 @@ convolutions into 8:8 ones, which XLA runs faster (benchmarks/conv_channels.py).
 Each resolution runs in a fresh subprocess that builds both models (seed preset,
 batch 8, random data, the fade at a = 0.5), warms them up and times them in
 alternating rounds; the ratio is the median of the per-round ratios widened /
-default (below 1: widening is faster).
+narrow (below 1: widening is faster).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from absl import app
 from benchmarks.steps import ab_main, define_ab_flags
 
 define_ab_flags("256", ["0.5", "1.0"])
-VERSIONS = {"default": {}, "widened": {"widen_to_floor": True}}
+VERSIONS = {"narrow": {"widen_to_floor": False}, "widened": {"widen_to_floor": True}}
 main = ab_main("benchmarks.widen_ab", VERSIONS)
 
 

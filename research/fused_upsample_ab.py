@@ -66,10 +66,10 @@ def summary(times):
 def train_step_ab(resolution, tf):
     import numpy as np
 
-    from mel_tf.config import TrainConfig, preset
+    from mel_tf.config import TrainConfig, source_networks
     from mel_tf.training.progan import ProGAN, step_noise
 
-    net, tc, batch_size = preset("seed", resolution, 1.0), TrainConfig(batch_size=8), 8
+    net, tc, batch_size = source_networks(resolution), TrainConfig(batch_size=8), 8
     noise = step_noise(net, tc, batch_size)
     images = np.random.default_rng(0).integers(0, 256, (batch_size, resolution, resolution, 3),
                                                dtype=np.uint8)
@@ -96,11 +96,11 @@ def tflite_ab(tf):
     import numpy as np
     from ai_edge_litert.interpreter import Interpreter
 
-    from mel_tf.config import preset
+    from mel_tf.config import source_networks
     from mel_tf.deploy.convert import convert_to_tflite, write_saved_model
     from mel_tf.training.networks import Generator
 
-    net = preset("seed", 256, 1.0)
+    net = source_networks(256)
     fns, sizes = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in ("fused", "unfused"):

@@ -113,10 +113,10 @@ def generator_cases():
     """The whole 256x256 seed generator (full width, untrained), as trained and as exported."""
     import keras
 
-    from mel_tf.config import preset
+    from mel_tf.config import source_networks
     from mel_tf.deploy.litert_layout import LiteRTGenerator
     from mel_tf.training.networks import Generator
-    cfg = preset("seed", 256, 1.0)
+    cfg = source_networks(256)
     keras.utils.set_random_seed(0)
     trained = Generator(cfg)
     exported = LiteRTGenerator(trained)

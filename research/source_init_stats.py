@@ -29,11 +29,11 @@ def main(argv):
     import torch
     from research.source_code import SourceRun, import_source, numpy_of, source_pairs
 
-    from mel_tf.config import TrainConfig, preset
+    from mel_tf.config import TrainConfig, source_networks
     from mel_tf.training.progan import ProGAN
 
     run = SourceRun(torch, import_source(F.source), torch.float32, F.seed)
-    model = ProGAN(preset("seed", F.resolution, 1.0), TrainConfig(seed=F.seed))
+    model = ProGAN(source_networks(F.resolution), TrainConfig(seed=F.seed))
     rows = []
     for net, param, var in source_pairs(run, model, int(math.log2(F.resolution)) - 1):
         if net == "EMA":

@@ -127,7 +127,7 @@ def main(argv):
     import torch
 
     from mel_tf.training import data as data_lib
-    from mel_tf.config import TrainConfig, preset
+    from mel_tf.config import TrainConfig, source_networks
     from mel_tf.training.progan import ProGAN
 
     from benchmarks.machine import machine_info
@@ -138,7 +138,7 @@ def main(argv):
     total = F.res_step * (stages + 1)             # 4x4, fades, then a stable phase
     modules = import_source(F.source)
 
-    net_cfg = preset("seed", F.resolution, 1.0)
+    net_cfg = source_networks(F.resolution)
     train_cfg = TrainConfig(seed=F.seed, batch_size=F.batch_size, contrast=False)
     model = ProGAN(net_cfg, train_cfg)
     runs = {"source_float32": SourceRun(torch, modules, torch.float32, F.seed),

@@ -274,19 +274,25 @@ def test_the_top_level_scripts_and_python_m_generate_are_the_same_programs(tmp_p
 
 def test_defaults_and_flag_files_state_the_configurations_the_docs_measured():
     """The defaults are the studies' best for a few hundred icons: the seed preset at
-    half width with a floor of 8 channels a layer (docs/source_study/256x256/: half width
-    without it lost its colours at 128x128), the source's schedule and optimiser, no
-    augmentation (docs/source_study/). mel256 is the source's own configuration: the defaults
-    at full width. The demo is the defaults at 32x32 on the source's schedule cut
+    half width with a floor of 8 channels a layer, full width's 4 at 256x256 included
+    (docs/source_study/256x256/: half width without the floor lost its colours at
+    128x128, and with 4 channels at 256x256 one seed lost them there), the source's
+    schedule and optimiser, no augmentation (docs/source_study/). mel256 is the source's
+    own configuration: the source's networks, the default schedule and optimiser. The demo is the defaults at 32x32 on the source's schedule cut
     to 8,000 images per phase (research/source_study.py's mel_tf at 32x32, whose
     figures the README quotes)."""
     from mel_tf import config
     from mel_tf.cli import flags as config_flags, train as cli
 
-    assert config.NetworkConfig() == config.preset("seed", 256, 0.5, min_channels=8)
-    # The floor: 8 and 4 channels out of the 128 and 256 blocks (full width's), not 4 and 2.
-    assert config.NetworkConfig().channel_table()[-1][-2:] == (8, 4)
+    assert config.NetworkConfig() == config.preset("seed", 256, 0.5, min_channels=8,
+                                                   widen_to_floor=True)
+    # The floor: 8 channels out of D's fromRGB at 128 and 256, not 4 and 2 (nor full width's 4).
+    assert config.NetworkConfig().channel_table()[-1][-2:] == (8, 8)
+    assert config.NetworkConfig().g_block_channels(256) == (8, 8)
     assert config.preset("seed", 256, 0.5, min_channels=1).channel_table()[-1][-2:] == (4, 2)
+    # The source's networks: 4 channels at 256x256, however the floor is set.
+    assert config.source_networks(256).g_block_channels(256) == (8, 4)
+    assert config.source_networks(256).d_block_channels(256) == (4, 8, 8)
     assert config.TrainConfig() == config.TrainConfig(
         seed=0, fade_images=60_000, stable_images=60_000, batch_size=8, learning_rate=5e-4,
         adam_beta1=0.0, adam_beta2=0.99, contrast=False, augment="", mirror=False)
@@ -302,7 +308,7 @@ def test_defaults_and_flag_files_state_the_configurations_the_docs_measured():
         assert net == config.preset("seed", 32, 0.5) and logdir == "runs/demo"
         assert train == config.TrainConfig(fade_images=8000, stable_images=8000), train
         net, train, logdir = configs("mel256")
-        assert net == config.preset("seed", 256, 1.0) and logdir == "runs/mel256"
+        assert net == config.source_networks(256) and logdir == "runs/mel256"
         assert train == config.TrainConfig()
     finally:
         cli.F.unparse_flags()

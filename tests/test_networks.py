@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mel_tf.config import NetworkConfig, preset, resolutions_up_to
+from mel_tf.config import NetworkConfig, preset, resolutions_up_to, source_networks
 from mel_tf.training.networks import Generator, build_networks, network_to_uint8, uint8_to_network
 
 RNG = np.random.default_rng(1)
@@ -15,7 +15,7 @@ def n_params(variables):
 
 
 def test_seed_parameter_counts_match_the_source():
-    g, d = build_networks(preset("seed", 256, 1.0))      # the source's networks: full width
+    g, d = build_networks(source_networks(256))
     assert n_params(g.trainable_variables) == 2_361_713
     assert n_params(d.trainable_variables) == 6_562_497
     assert n_params([v for v in g.trainable_variables if "to_rgb" in v.path]) == 1_545
@@ -28,7 +28,7 @@ def test_paper_channel_table():
     assert cfg.latent_dim == 512
     assert cfg.g_block_channels(64) == (512, 256)
     assert cfg.d_block_channels(64) == (256, 256, 512)
-    seed = preset("seed", 256, 1.0)
+    seed = source_networks(256)
     assert seed.latent_dim == 8192
     assert seed.g_block_channels(4) == (512, 256) and seed.g_block_channels(256) == (8, 4)
     assert seed.d_block_channels(256) == (4, 8, 8)

@@ -10,7 +10,7 @@ def test_paired_init_leaves_only_the_widened_layers_apart_from_the_narrow_twins_
     from research import paired_init
 
     # At full width the 16x16 block has 64 channels: a floor of 128 widens it alone.
-    narrow = config.preset("seed", 16, 1.0, min_channels=128)
+    narrow = config.preset("seed", 16, 1.0, min_channels=128, widen_to_floor=False)
     wide = narrow.replace(widen_to_floor=True)
     assert (narrow.g_block_channels(16), wide.g_block_channels(16)) == ((128, 64), (128, 128))
     train_cfg = config.TrainConfig(seed=3)

@@ -207,7 +207,7 @@ def test_a_new_field_is_a_flag_a_flag_file_line_and_a_resume_check():
 
 def test_a_channel_floor_that_changes_no_layer_does_not_block_a_resume(tmp_path):
     from mel_tf.training import rundir
-    old = config.preset("seed", 16, 1.0, min_channels=1)
+    old = config.preset("seed", 16, 1.0, min_channels=1, widen_to_floor=False)
     rundir.prepare(str(tmp_path), old, config.TrainConfig())
     assert rundir.check_resume(str(tmp_path), old.replace(min_channels=8),
                                config.TrainConfig()) == []
@@ -220,14 +220,15 @@ def test_a_channel_floor_that_changes_no_layer_does_not_block_a_resume(tmp_path)
     assert rundir.check_resume(str(tmp_path), old.replace(widen_to_floor=True),
                                config.TrainConfig()) == []
     floored = str(tmp_path / "floored")
-    rundir.prepare(floored, config.preset("seed", 256, 0.5), config.TrainConfig())
+    rundir.prepare(floored, config.preset("seed", 256, 0.5, widen_to_floor=False),
+                   config.TrainConfig())
     with pytest.raises(rundir.RunDirError, match="widen_to_floor: False -> True"):
         rundir.check_resume(floored, config.preset("seed", 256, 0.5, widen_to_floor=True),
                             config.TrainConfig())
 
 
 def test_widen_to_floor_widens_only_the_layers_narrower_than_the_floor_at_full_width():
-    narrow = config.preset("seed", 256, 0.5, min_channels=8)
+    narrow = config.preset("seed", 256, 0.5, min_channels=8, widen_to_floor=False)
     wide = narrow.replace(widen_to_floor=True)
     # G's blocks (in, out), D's blocks (in, middle, out) and fromRGB, from 4x4 to 256x256.
     assert narrow.channel_table()[2][-2:] == ((8, 8), (8, 4))
@@ -238,7 +239,7 @@ def test_widen_to_floor_widens_only_the_layers_narrower_than_the_floor_at_full_w
     assert wide.channel_table()[2][:-1] == narrow.channel_table()[2][:-1]
     # Full width: the floor now widens the source's 4-channel 256x256 block too.
     assert config.preset("seed", 256, 1.0, widen_to_floor=True).g_block_channels(256) == (8, 8)
-    assert config.preset("seed", 256, 1.0).g_block_channels(256) == (8, 4)
+    assert config.preset("seed", 256, 1.0, widen_to_floor=False).g_block_channels(256) == (8, 4)
     # A config.json from before the field loads as the networks it trained.
     assert config.NetworkConfig.from_dict(
         {k: v for k, v in narrow.to_dict().items() if k != "widen_to_floor"}) == narrow

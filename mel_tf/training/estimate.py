@@ -70,7 +70,8 @@ def iteration_gflops(cfg, resolution: int, fading: bool, batch: int) -> float:
 
 
 def step_table() -> Optional[dict]:
-    """The measured table: {"machine": ..., "source": ..., "seconds": {width: {res: s}}}."""
+    """The measured table: {"machine": ..., "source": ..., "seconds": {width: {res: s}},
+    "channel_floor": {width: the CHANNEL_FLOOR_FIELDS of the networks timed}}."""
     if not os.path.isfile(STEP_SECONDS_FILE):
         return None
     with open(STEP_SECONDS_FILE) as f:
@@ -83,17 +84,17 @@ def cpu_seconds(net_cfg: NetworkConfig, train_cfg: TrainConfig) -> Optional[floa
     table = step_table()
     if table is None or net_cfg.preset != "seed":
         return None
-    widths = {float(w): v for w, v in table["seconds"].items()}
+    widths = {float(w): (w, v) for w, v in table["seconds"].items()}
     nearest = min(widths, key=lambda w: abs(w - net_cfg.width))
-    # The table's networks: its width, narrowed with the table's floor.
-    measured = net_cfg.replace(width=nearest, min_channels=table.get("min_channels", 1),
-                               widen_to_floor=table.get("widen_to_floor", False))
+    key, seconds = widths[nearest]
+    # The networks timed: the nearest width, with the channel floor it was timed with.
+    measured = net_cfg.replace(width=nearest, **table["channel_floor"][key])
     phases = schedule_for(net_cfg, train_cfg).phases
     steps = sum(p.images / p.batch_size for p in phases)
     total = table.get("overhead_s_per_step", 0.0) * steps
     for phase in phases:
         r, fading = phase.resolution, phase.fading
-        per_step = widths[nearest][str(r)] * phase.batch_size / 8
+        per_step = seconds[str(r)] * phase.batch_size / 8
         per_step *= (iteration_gflops(net_cfg, r, fading, 8)
                      / iteration_gflops(measured, r, fading, 8))
         total += per_step * phase.images / phase.batch_size
