@@ -57,6 +57,8 @@ flags.DEFINE_string("start_from", None, "A new mel_tf run starts as a copy of th
                     "directory (its checkpoint, timeline and samples: a twin saved at a phase "
                     "end) and goes on with this run's training settings, the changes logged "
                     "in its changes.log: A/Bs of the late phases from one shared state.")
+flags.DEFINE_integer("stop_at", None, "mel_tf stops after this step with a checkpoint, its "
+                     "score at a phase end included: the saved state for --start_from.")
 flags.DEFINE_integer("fade_steps", None, "mel_tf's iterations per fade (default --res_step).")
 flags.DEFINE_integer("stable_steps", None, "mel_tf's iterations per stable phase (4x4 and the "
                      "last; default --res_step). Equal budget: 3 fades + 2 stable = 5 x --res_step "
@@ -356,8 +358,12 @@ def train_mel_tf(training, logdir, stages):
     status = train(net, cfg, training, logdir,
                    records=Records(allow_config_change=bool(F.start_from)),
                    options=LoopOptions(progress=False, sample_every_images=0, metrics_images=0,
-                                       checkpoint_every_images=F.checkpoint_every * BATCH),
+                                       checkpoint_every_images=F.checkpoint_every * BATCH,
+                                       stop_after_steps=F.stop_at),
                    callbacks=extra + [timeline_callback(timeline, net)])
+    if not status["done"] and status["step"] == F.stop_at:
+        raise SystemExit(f"{logdir}: saved at step {F.stop_at}; --start_from={logdir} goes on "
+                         "from there")
     if not status["done"]:
         raise SystemExit(f"{logdir}: stopped by {status['stopped']}; run again to resume")
     generator, _, _, shown = load_ema_generator(logdir)
@@ -498,6 +504,7 @@ def train_run(training):
     system = system_name()
     logdir = run_dir(system)
     os.makedirs(logdir, exist_ok=True)
+    os.makedirs(F.out, exist_ok=True)          # grids and results.json go there at the end
     stages = int(math.log2(F.resolution)) - 1
     if F.eval_every % F.checkpoint_every:
         raise app.UsageError("--eval_every must be a multiple of --checkpoint_every")
