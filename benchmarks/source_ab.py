@@ -26,7 +26,7 @@ from benchmarks.machine import (emit_json, interleaved, machine_info, median_rat
                                 per_resolution, result_header, seconds_summary,
                                 tensorflow_threads)
 from benchmarks.steps import BATCH, mel_tf_step
-from mel_tf.config import CHANNEL_FLOOR_FIELDS, preset, source_networks
+from mel_tf.config import preset, source_networks
 from mel_tf.training.estimate import iteration_gflops
 
 F = flags.FLAGS
@@ -73,8 +73,7 @@ def time_one(resolution):
     torch.set_num_threads(F.threads)
     calls, nets = {"source": source_step(resolution)}, {}
     for width in F.widths:
-        floor = {k: getattr(timed_networks(resolution, float(width)), k)
-                 for k in CHANNEL_FLOOR_FIELDS}
+        floor = timed_networks(resolution, float(width)).channel_floor()
         calls[f"mel_tf_w{width}"], nets[width] = mel_tf_step(resolution, float(width), **floor)
     times = interleaved(calls, F.rounds, F.per_round, warmup=1 + F.warmup)
     result = {"resolution": resolution}
@@ -86,7 +85,7 @@ def time_one(resolution):
         result[name].update(speedup_vs_source=median_ratio(times["source"], times[name]),
                             gflops_per_iter=gflops,
                             gflops_per_s=gflops / result[name]["median_s"],
-                            channel_floor={k: getattr(net, k) for k in CHANNEL_FLOOR_FIELDS})
+                            channel_floor=net.channel_floor())
     return result
 
 

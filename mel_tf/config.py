@@ -286,6 +286,11 @@ class NetworkConfig:
     def replace(self, **changes) -> "NetworkConfig":
         return dataclasses.replace(self, **changes)
 
+    def channel_floor(self) -> dict:
+        """The values of CHANNEL_FLOOR_FIELDS: with width, they say how a layer's
+        channels were narrowed or widened."""
+        return {k: getattr(self, k) for k in CHANNEL_FLOOR_FIELDS}
+
     def to_dict(self) -> dict:
         return json_ready(dataclasses.asdict(self))
 

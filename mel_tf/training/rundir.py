@@ -30,7 +30,7 @@ from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
-from mel_tf.config import ALLOWED, ARCHITECTURE, CHANNEL_FLOOR_FIELDS, NetworkConfig, TrainConfig
+from mel_tf.config import ALLOWED, ARCHITECTURE, NetworkConfig, TrainConfig
 from mel_tf.errors import first_line
 from mel_tf.training.schedule import schedule_for
 
@@ -139,7 +139,7 @@ def check_resume(logdir: str, net_cfg: NetworkConfig, train_cfg: TrainConfig,
     old_net, old_train = read_config(logdir)
     if old_net.channel_table() == net_cfg.channel_table():
         # A floor that narrows nothing (at full width, say) builds the same networks.
-        old_net = old_net.replace(**{f: getattr(net_cfg, f) for f in CHANNEL_FLOOR_FIELDS})
+        old_net = old_net.replace(**net_cfg.channel_floor())
     arch = changes_between(old_net, net_cfg, {ARCHITECTURE, ALLOWED})
     if arch:
         raise RunDirError(f"{logdir} holds a run with other architecture settings "
