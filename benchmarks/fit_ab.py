@@ -45,14 +45,15 @@ def paths(resolution: int):
     import numpy as np
     import tensorflow as tf
 
+    from benchmarks.steps import timed_networks
     from mel_tf.training import callbacks as cb
-    from mel_tf.config import LoopOptions, TrainConfig, preset
+    from mel_tf.config import LoopOptions, TrainConfig
     from mel_tf.training.data import ImageSet, LoadReport
     from mel_tf.training.schedule import Phase, Schedule
     from mel_tf.training.loop import loop_callbacks, phase_dataset
     from mel_tf.training.progan import ProGAN
 
-    net = preset(F.preset, resolution, F.width)
+    net = timed_networks(resolution, F.width, F.preset)
     tc = TrainConfig(batch_size=F.batch_size)
     rng = np.random.default_rng(0)
     images = ImageSet([rng.integers(0, 256, (resolution, resolution, 3), dtype=np.uint8)

@@ -92,12 +92,13 @@ def finished_untrained_run(run, preset_name, resolution, width):
     NetworkConfig."""
     import keras
 
+    from benchmarks.steps import timed_networks
     from mel_tf.training import rundir
-    from mel_tf.config import TrainConfig, preset
+    from mel_tf.config import TrainConfig
     from mel_tf.training.networks import Generator
     from mel_tf.training.schedule import schedule_for
 
-    net_cfg = preset(preset_name, resolution=resolution, width=width)
+    net_cfg = timed_networks(resolution, width, preset_name)
     train_cfg = TrainConfig()
     rundir.prepare(run, net_cfg, train_cfg)
     keras.utils.set_random_seed(0)

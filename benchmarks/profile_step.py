@@ -68,7 +68,8 @@ from absl import app, flags
 
 from benchmarks import profile_ops, xla_trace
 from benchmarks.machine import emit_json, interleaved, machine_info, tensorflow_threads
-from mel_tf.config import TrainConfig, preset
+from benchmarks.steps import timed_networks
+from mel_tf.config import TrainConfig
 from mel_tf.training import losses
 from mel_tf.training.data import ImageSet, LoadReport
 from mel_tf.training.estimate import iteration_gflops
@@ -129,7 +130,7 @@ class Stage:
                  jit_compile: bool = True):
         self.resolution, self.width, self.batch_size = resolution, width, batch
         self.jit_compile = jit_compile
-        self.net = preset(PRESET, resolution, width)
+        self.net = timed_networks(resolution, width, PRESET)
         self.tc = TrainConfig(batch_size=batch)
         if self.tc.critic_steps != 1 or self.tc.augment:
             raise ValueError("the sub-graphs follow one critic step without augmentation")

@@ -9,9 +9,9 @@ EMA, D step with penalty and drift). Batch 8, random data, the fade active at a 
 (4x4: stable). Each resolution runs in a fresh subprocess that builds both systems,
 warms them up, then times them in alternating rounds (`--per_round` iterations of
 each), so that the machine's drift hits both alike; the speed-up is the median of
-the per-round ratios. mel_tf is timed at each width of --widths: at full width the
-source's own networks (equal networks), at the others the default networks at that
-width. Both frameworks get --threads threads.
+the per-round ratios. mel_tf is timed at each width of --widths
+(benchmarks.steps.timed_networks: at full width the source's own networks, at the
+others the defaults). Both frameworks get --threads threads.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from benchmarks.machine import (emit_json, interleaved, machine_info, median_rat
                                 per_resolution, result_header, seconds_summary,
                                 tensorflow_threads)
 from benchmarks.steps import BATCH, mel_tf_step
-from mel_tf.config import preset, source_networks
 from mel_tf.training.estimate import iteration_gflops
 
 F = flags.FLAGS
@@ -61,11 +60,6 @@ def source_step(resolution):
     return step
 
 
-def timed_networks(resolution, width):
-    """mel_tf's networks at a width: the source's at full width, else the defaults."""
-    return source_networks(resolution) if width == 1.0 else preset("seed", resolution, width)
-
-
 def time_one(resolution):
     import torch
 
@@ -73,8 +67,7 @@ def time_one(resolution):
     torch.set_num_threads(F.threads)
     calls, nets = {"source": source_step(resolution)}, {}
     for width in F.widths:
-        floor = timed_networks(resolution, float(width)).channel_floor()
-        calls[f"mel_tf_w{width}"], nets[width] = mel_tf_step(resolution, float(width), **floor)
+        calls[f"mel_tf_w{width}"], nets[width] = mel_tf_step(resolution, float(width))
     times = interleaved(calls, F.rounds, F.per_round, warmup=1 + F.warmup)
     result = {"resolution": resolution}
     for name, seconds in times.items():

@@ -1,20 +1,28 @@
 """mel_tf's training iteration as the speed benchmarks time it (shared by them)."""
 
-from mel_tf.config import TrainConfig, preset
+from mel_tf.config import NetworkConfig, TrainConfig, preset, source_networks
 
 BATCH = 8
 
 
+def timed_networks(resolution, width, preset_name="seed", **network) -> NetworkConfig:
+    """The networks the speed benchmarks time: at full width the preset's own, no
+    layer widened (for the seed preset, the source's networks, so full width compares
+    at equal networks), at other widths the defaults; `network` overrides either."""
+    own = source_networks().channel_floor() if width == 1.0 else {}
+    return preset(preset_name, resolution, width, **{**own, **network})
+
+
 def mel_tf_step(resolution, width, jit_compile=True, **network):
     """A function that runs one mel_tf training iteration at the stage, and its
-    NetworkConfig (the seed preset with `network`'s fields); `jit_compile` False runs
+    NetworkConfig (`timed_networks` with `network`'s fields); `jit_compile` False runs
     the step as a TensorFlow graph (oneDNN's kernels) instead of one XLA executable."""
     import numpy as np
     import tensorflow as tf
 
     from mel_tf.training.progan import ProGAN, step_noise
 
-    net, tc = preset("seed", resolution, width, **network), TrainConfig(batch_size=BATCH)
+    net, tc = timed_networks(resolution, width, **network), TrainConfig(batch_size=BATCH)
     model = ProGAN(net, tc)
     model.set_stage(resolution, resolution > 4)
     model.set_alpha(0.5)

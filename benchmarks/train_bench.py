@@ -47,11 +47,12 @@ def time_one(resolution):
     import numpy as np
     import tensorflow as tf
 
-    from mel_tf.config import Execution, TrainConfig, preset
+    from benchmarks.steps import timed_networks
+    from mel_tf.config import Execution, TrainConfig
     from mel_tf.training.progan import ProGAN, step_noise
 
     policy = Execution(mixed_precision=F.mixed_precision).dtype_policy
-    net = preset(F.preset, resolution, F.width)
+    net = timed_networks(resolution, F.width, F.preset)
     tc = TrainConfig(batch_size=F.batch_size)
     model = ProGAN(net, tc, dtype_policy=policy)
     fading = resolution > 4

@@ -50,3 +50,17 @@ def test_time_versions_builds_each_version_and_reports_its_ratio_to_the_first():
                                           "wide_w0.25": (256, 256)}
     assert result["wide_over_default_w0.25"] == (result["wide_w0.25"]["median_s"]
                                                  / result["default_w0.25"]["median_s"])
+
+
+def test_benchmarks_time_the_sources_networks_at_full_width_and_the_defaults_below():
+    """Full-width figures compare with the source at equal networks, and the step table
+    (source_ab) holds the networks the README's times are for."""
+    from benchmarks.steps import timed_networks
+    from mel_tf import config
+
+    assert timed_networks(256, 1.0) == config.source_networks(256)
+    assert timed_networks(256, 1.0).g_block_channels(256) == (8, 4)
+    assert timed_networks(256, 0.5) == config.NetworkConfig()
+    assert timed_networks(256, 1.0, widen_to_floor=True).g_block_channels(256) == (8, 8)
+    assert (timed_networks(256, 1.0, "paper").channel_table()
+            == config.preset("paper", 256, 1.0).channel_table())

@@ -278,9 +278,9 @@ def test_defaults_and_flag_files_state_the_configurations_the_docs_measured():
     (docs/source_study/256x256/: half width without the floor lost its colours at
     128x128, and with 4 channels at 256x256 one seed lost them there), the source's
     schedule and optimiser, no augmentation (docs/source_study/). mel256 is the source's
-    own configuration: the source's networks, the default schedule and optimiser. The demo is the defaults at 32x32 on the source's schedule cut
-    to 8,000 images per phase (research/source_study.py's mel_tf at 32x32, whose
-    figures the README quotes)."""
+    own configuration: the source's networks, the default schedule and optimiser. The
+    demo is the defaults at 32x32 on the source's schedule cut to 8,000 images per phase
+    (research/source_study.py's mel_tf at 32x32, whose figures the README quotes)."""
     from mel_tf import config
     from mel_tf.cli import flags as config_flags, train as cli
 
