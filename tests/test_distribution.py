@@ -9,6 +9,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 
 from conftest import REPO
 
@@ -65,7 +66,7 @@ def _run_workers(script, logdir, tmp_path, tag, stop):
     return [np.load(tmp_path / f"{tag}{index}.npz") for index in range(2)]
 
 
-def test_two_workers_write_one_run_directory_that_resumes(tmp_path):
+def test_two_workers_write_one_run_directory_that_resumes(tmp_path, mirrored_run):
     script = tmp_path / "worker.py"
     script.write_text(WORKER_SCRIPT)
     logdir = tmp_path / "run"
@@ -86,10 +87,7 @@ def test_two_workers_write_one_run_directory_that_resumes(tmp_path):
     # The other worker's checkpoints went to a temporary directory, since removed.
     assert not [d for d in os.listdir(tmp_path / "tmp") if d.startswith("mel_tf_worker_")]
     # Both workers hold the same weights, those of one device trained without a stop.
-    subprocess.run([sys.executable, str(script), str(tmp_path / "one"),
-                    str(tmp_path / "one.npz"), "0"], check=True, capture_output=True,
-                   timeout=300, env=dict(os.environ, PYTHONPATH=REPO))
-    one = np.load(tmp_path / "one.npz")
+    one = np.load(mirrored_run[0] / "one.npz")
     assert int(workers[0]["step"]) == int(workers[1]["step"]) == int(one["step"]) == 12
     keys = [k for k in one.files if k != "step"]
     for key in keys:
@@ -102,9 +100,13 @@ MIRRORED_SCRIPT = textwrap.dedent("""
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 """) + TINY_RUN + textwrap.dedent("""
-    opts = LoopOptions(progress=False, sample_every_images=0, checkpoint_every_images=0)
+    # The workers' options: samples every 8 images, so that this one-device run is also
+    # the reference the two-worker test compares with.
+    opts = LoopOptions(progress=False, sample_every_images=8, checkpoint_every_images=0)
     one = train(net, tc, images, sys.argv[1] + "/one", options=opts,
                 execution=Execution(xla=False))
+    np.savez(sys.argv[1] + "/one.npz", step=one["step"], *[w.numpy() for w in
+             one["model"].generator.weights + one["model"].discriminator.weights])
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     assert strategy.num_replicas_in_sync == 2
     two = train(net, tc, images, sys.argv[1] + "/two", strategy=strategy, options=opts)
@@ -117,10 +119,20 @@ MIRRORED_SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_mirrored_on_two_logical_devices_matches_one_device(tmp_path):
-    script = tmp_path / "mirrored.py"
+@pytest.fixture(scope="module")
+def mirrored_run(tmp_path_factory):
+    """The mirrored script's folder (its one-device run's weights in one.npz), run once
+    for both tests."""
+    folder = tmp_path_factory.mktemp("mirrored")
+    script = folder / "mirrored.py"
     script.write_text(MIRRORED_SCRIPT)
-    result = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True,
+    result = subprocess.run([sys.executable, str(script), str(folder)], capture_output=True,
                             text=True, timeout=300, env=dict(os.environ, PYTHONPATH=REPO))
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
-    assert "max weight difference" in result.stdout
+    return folder, result.stdout
+
+
+def test_mirrored_on_two_logical_devices_matches_one_device(mirrored_run):
+    folder, stdout = mirrored_run
+    assert "max weight difference" in stdout
+    assert int(np.load(folder / "one.npz")["step"]) == 12

@@ -250,8 +250,10 @@ def test_xla_and_bfloat16_steps_agree_with_float32():
     reference = ProGAN(net, tc)
     initial = weights(reference.weights)
     losses = {}
+    # The bfloat16 arm runs as a graph: the float32 arm already checks XLA, and XLA:CPU
+    # compiles the bfloat16 step four times as slowly.
     for name, policy, xla in [("eager", "float32", False), ("xla", "float32", True),
-                              ("bf16", "mixed_bfloat16", True)]:
+                              ("bf16", "mixed_bfloat16", False)]:
         model = ProGAN(net, tc, dtype_policy=policy)
         for v, w in zip(model.weights, initial):
             v.assign(w)

@@ -87,15 +87,17 @@ def make_strategy(execution: config.Execution):
 
 
 def _train() -> int:
-    from mel_tf.training import data as data_lib
-    from mel_tf.training import rundir
-    from mel_tf.training.loop import train
-
+    # Every flag is checked before TensorFlow loads (seconds), so a mistyped value
+    # is refused at once.
     data_cfg = data_config()
     net_cfg, train_cfg, run_cfg, options, execution = (
         config_flags.read(cls, F) for cls in (config.NetworkConfig, config.TrainConfig,
                                               config.RunConfig, config.LoopOptions,
                                               config.Execution))
+    from mel_tf.training import data as data_lib
+    from mel_tf.training import rundir
+    from mel_tf.training.loop import train
+
     logdir = run_cfg.logdir or os.path.join("runs", data_cfg.name)
     rundir.check_location(logdir)          # before minutes of data loading
     image_set = data_lib.open_data(data_cfg, net_cfg.resolution, cache_dir=run_cfg.cache_dir)
@@ -162,12 +164,16 @@ def main(argv):
     if not F.verbose:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     configure_logging(F.verbose)
-    from mel_tf.training.callbacks import TrainingDiverged
-    from mel_tf.training.rundir import RunDirError
     try:
         return _train()
-    except (ValueError, OSError, ModuleNotFoundError, RunDirError, TrainingDiverged) as e:
+    except (ValueError, OSError, ModuleNotFoundError) as e:    # RunDirError is a ValueError
         fail(e)
+    except RuntimeError as e:
+        # Only training raises TrainingDiverged, so its module (TensorFlow) is loaded by then.
+        from mel_tf.training.callbacks import TrainingDiverged
+        if isinstance(e, TrainingDiverged):
+            fail(e)
+        raise
 
 
 def run(argv=None):
