@@ -69,16 +69,20 @@ def timed(call, reps: int) -> list:
     return times
 
 
-def interleaved(calls, rounds, per_round=1, warmup=0):
+def interleaved(calls, rounds, per_round=1, warmup=0, before=None):
     """{name: [seconds, ...]}: each round times `per_round` calls of each function in
     turn, so that a shared machine's drift hits all of them alike; first `warmup`
-    untimed calls of each."""
+    untimed calls of each. `before` ({name: function}) sets up a name's turn in each
+    round, untimed, followed by one untimed call so that what it changed settles."""
     for call in calls.values():
         for _ in range(warmup):
             call()
     times = {name: [] for name in calls}
     for _ in range(rounds):
         for name, call in calls.items():
+            if before and name in before:
+                before[name]()
+                call()
             for _ in range(per_round):
                 start = time.perf_counter()
                 call()

@@ -11,7 +11,10 @@ warms them up, then times them in alternating rounds (`--per_round` iterations o
 each), so that the machine's drift hits both alike; the speed-up is the median of
 the per-round ratios. mel_tf is timed at each width of --widths
 (benchmarks.steps.timed_networks: at full width the source's own networks, at the
-others the defaults). Both frameworks get --threads threads.
+others the defaults). Both frameworks get --threads threads. Each system runs with
+the C library's allocator as it trains (--allocators): mel_tf keeps freed memory
+(mel_tf.training.memory), the source runs with glibc's default; each turn sets its
+system's and runs one untimed iteration first.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from benchmarks.machine import (emit_json, interleaved, machine_info, median_rat
                                 tensorflow_threads)
 from benchmarks.steps import BATCH, mel_tf_step
 from mel_tf.training.estimate import iteration_gflops
+from mel_tf.training.memory import default_allocator, keep_freed_memory
 
 F = flags.FLAGS
 flags.DEFINE_string("source", None, "A clone of zassou65535/image_generator_2.", required=True)
@@ -39,6 +43,8 @@ flags.DEFINE_integer("per_round", 2, "Iterations of each system per round.")
 flags.DEFINE_string("out", None, "Write the JSON here (always printed).")
 flags.DEFINE_string("table_out", None, "Also write mel_tf's seconds per iteration per width "
                     "and resolution here, for mel_tf.training.estimate (its step_seconds.json).")
+flags.DEFINE_bool("allocators", True, "Each system with the allocator it trains with "
+                  "(glibc only); else both with glibc's default as the process starts.")
 flags.DEFINE_integer("one", None, "Internal: time one resolution in this process.")
 
 
@@ -68,8 +74,12 @@ def time_one(resolution):
     calls, nets = {"source": source_step(resolution)}, {}
     for width in F.widths:
         calls[f"mel_tf_w{width}"], nets[width] = mel_tf_step(resolution, float(width))
-    times = interleaved(calls, F.rounds, F.per_round, warmup=1 + F.warmup)
-    result = {"resolution": resolution}
+    before = None
+    if F.allocators:
+        before = {name: keep_freed_memory for name in calls if name != "source"}
+        before["source"] = default_allocator
+    times = interleaved(calls, F.rounds, F.per_round, warmup=1 + F.warmup, before=before)
+    result = {"resolution": resolution, "allocators": F.allocators}
     for name, seconds in times.items():
         result[name] = seconds_summary(seconds)
     for width, net in nets.items():

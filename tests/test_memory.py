@@ -1,0 +1,46 @@
+"""mel_tf.training.memory: with freed memory kept, a large buffer allocated again
+reuses pages already faulted in; under glibc's default it is mapped afresh."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from conftest import REPO
+from mel_tf.training.memory import glibc
+
+SCRIPT = textwrap.dedent("""
+    import ctypes, resource
+    from mel_tf.training.memory import glibc, keep_freed_memory, set_allocator
+    libc = glibc()
+    libc.malloc.restype, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_void_p]
+
+    def faults():
+        # A 64 MiB malloc, every page written, then freed: plain malloc as XLA's
+        # buffers are (numpy would ask for huge pages).
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        buffer = libc.malloc(64 << 20)
+        ctypes.memset(buffer, 1, 64 << 20)
+        libc.free(buffer)
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+    # glibc's default at its highest mmap threshold (32 MiB), then kept memory.
+    assert set_allocator(M_MMAP_MAX=65536, M_MMAP_THRESHOLD=32 << 20)
+    default = [faults(), faults()]
+    assert keep_freed_memory()
+    kept = [faults(), faults(), faults()]
+    print(default[1], kept[2])
+""")
+PAGES = (64 << 20) // os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.skipif(glibc() is None, reason="the allocator settings are glibc's")
+def test_kept_memory_is_reused_where_the_default_maps_it_afresh():
+    result = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True,
+                            timeout=120, env=dict(os.environ, PYTHONPATH=REPO))
+    assert result.returncode == 0, result.stderr[-2000:]
+    default, kept = map(int, result.stdout.split())
+    assert default > 0.9 * PAGES, (default, PAGES)       # every page faulted in again
+    assert kept < 0.05 * PAGES, (kept, PAGES)            # the heap's pages reused
