@@ -1,6 +1,6 @@
-"""mel_tf's training step with glibc's allocator as training sets it
-(mel_tf.training.memory.keep_freed_memory: large buffers from the heap, kept after
-they are freed) against glibc's default (large buffers mapped and unmapped each step).
+"""mel_tf's training step with freed memory kept (benchmarks.memory.keep_freed_memory:
+large buffers from one heap, reused) against glibc's default (large buffers mapped and
+unmapped at every step).
 
     python -m benchmarks.malloc_ab --resolutions=64,128,256 --widths=0.5,1.0 --out=FILE.json
 
@@ -24,7 +24,7 @@ from absl import app, flags
 from benchmarks.machine import (emit_json, machine_info, median_ratio, per_resolution,
                                 result_header, seconds_summary, tensorflow_threads)
 from benchmarks.steps import BATCH, mel_tf_step
-from mel_tf.training.memory import default_allocator, glibc, keep_freed_memory
+from benchmarks.memory import default_allocator, glibc, keep_freed_memory
 
 flags.DEFINE_string("resolutions", "128,256", "Stage resolutions to time.")
 flags.DEFINE_list("widths", ["0.5", "1.0"], "Width multipliers.")

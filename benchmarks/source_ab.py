@@ -11,10 +11,10 @@ warms them up, then times them in alternating rounds (`--per_round` iterations o
 each), so that the machine's drift hits both alike; the speed-up is the median of
 the per-round ratios. mel_tf is timed at each width of --widths
 (benchmarks.steps.timed_networks: at full width the source's own networks, at the
-others the defaults). Both frameworks get --threads threads. Each system runs with
-the C library's allocator as it trains (--allocators): mel_tf keeps freed memory
-(mel_tf.training.memory), the source runs with glibc's default; each turn sets its
-system's and runs one untimed iteration first.
+others the defaults). Both frameworks get --threads threads, and glibc's allocator
+as the process starts; --allocators instead sets mel_tf's turns to keep freed memory
+(benchmarks.memory) and the source's to glibc's default in its end state, each turn
+followed by one untimed iteration.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from benchmarks.machine import (emit_json, interleaved, machine_info, median_rat
                                 tensorflow_threads)
 from benchmarks.steps import BATCH, mel_tf_step
 from mel_tf.training.estimate import iteration_gflops
-from mel_tf.training.memory import default_allocator, keep_freed_memory
+from benchmarks.memory import default_allocator, keep_freed_memory
 
 F = flags.FLAGS
 flags.DEFINE_string("source", None, "A clone of zassou65535/image_generator_2.", required=True)
@@ -43,8 +43,9 @@ flags.DEFINE_integer("per_round", 2, "Iterations of each system per round.")
 flags.DEFINE_string("out", None, "Write the JSON here (always printed).")
 flags.DEFINE_string("table_out", None, "Also write mel_tf's seconds per iteration per width "
                     "and resolution here, for mel_tf.training.estimate (its step_seconds.json).")
-flags.DEFINE_bool("allocators", True, "Each system with the allocator it trains with "
-                  "(glibc only); else both with glibc's default as the process starts.")
+flags.DEFINE_bool("allocators", False, "mel_tf with freed memory kept, the source with "
+                  "glibc's default in its end state (glibc only); else both as the process "
+                  "starts.")
 flags.DEFINE_integer("one", None, "Internal: time one resolution in this process.")
 
 

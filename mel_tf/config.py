@@ -516,9 +516,6 @@ class Execution:
                             choices=("default", "mirrored", "multi_worker"))
     verbose: bool = setting(False, "Show TensorFlow's own start-up and INFO logging.",
                             resume=FREE)
-    keep_freed_memory: bool = setting(True, "Large buffers stay in the process after they "
-                                      "are freed, not mapped afresh at every step (glibc "
-                                      "only; mel_tf.training.memory).", resume=FREE)
 
     @property
     def dtype_policy(self) -> str:

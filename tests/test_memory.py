@@ -1,5 +1,6 @@
-"""mel_tf.training.memory: with freed memory kept, a large buffer allocated again
-reuses pages already faulted in; under glibc's default it is mapped afresh."""
+"""benchmarks.memory: with freed memory kept, a large buffer allocated again
+reuses pages already faulted in, also from a thread started afterwards; under
+glibc's default it is mapped afresh."""
 
 import os
 import subprocess
@@ -9,11 +10,11 @@ import textwrap
 import pytest
 
 from conftest import REPO
-from mel_tf.training.memory import glibc
+from benchmarks.memory import glibc
 
 SCRIPT = textwrap.dedent("""
-    import ctypes, resource
-    from mel_tf.training.memory import glibc, keep_freed_memory, set_allocator
+    import ctypes, resource, threading
+    from benchmarks.memory import glibc, keep_freed_memory, set_allocator
     libc = glibc()
     libc.malloc.restype, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_void_p]
 
@@ -26,12 +27,31 @@ SCRIPT = textwrap.dedent("""
         libc.free(buffer)
         return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 
+    def thread_faults():
+        # Three 40 MiB buffers at once from a new thread: under glibc's default its own
+        # arena, in heaps of at most 64 MiB that are unmapped when they fall empty.
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        buffers = [libc.malloc(40 << 20) for _ in range(3)]
+        for buffer in buffers:
+            ctypes.memset(buffer, 1, 40 << 20)
+        for buffer in buffers:
+            libc.free(buffer)
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+    def in_thread(rounds):
+        counts = []
+        thread = threading.Thread(target=lambda: counts.extend(thread_faults()
+                                                               for _ in range(rounds)))
+        thread.start()
+        thread.join()
+        return counts
+
     # glibc's default at its highest mmap threshold (32 MiB), then kept memory.
     assert set_allocator(M_MMAP_MAX=65536, M_MMAP_THRESHOLD=32 << 20)
     default = [faults(), faults()]
     assert keep_freed_memory()
     kept = [faults(), faults(), faults()]
-    print(default[1], kept[2])
+    print(default[1], kept[2], in_thread(3)[2])
 """)
 PAGES = (64 << 20) // os.sysconf("SC_PAGE_SIZE")
 
@@ -41,6 +61,7 @@ def test_kept_memory_is_reused_where_the_default_maps_it_afresh():
     result = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True,
                             timeout=120, env=dict(os.environ, PYTHONPATH=REPO))
     assert result.returncode == 0, result.stderr[-2000:]
-    default, kept = map(int, result.stdout.split())
+    default, kept, thread = map(int, result.stdout.split())
     assert default > 0.9 * PAGES, (default, PAGES)       # every page faulted in again
     assert kept < 0.05 * PAGES, (kept, PAGES)            # the heap's pages reused
+    assert thread < 0.05 * PAGES, (thread, PAGES)        # also from a thread started later

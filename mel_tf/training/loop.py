@@ -16,7 +16,6 @@ import tensorflow as tf
 
 from mel_tf.config import Execution, LoopOptions, NetworkConfig, TrainConfig
 from mel_tf.training import callbacks as cb
-from mel_tf.training import memory
 from mel_tf.training import rundir
 from mel_tf.training.progan import ProGAN, step_noise
 from mel_tf.training.schedule import schedule_for
@@ -44,8 +43,6 @@ def train(net_cfg: NetworkConfig, train_cfg: TrainConfig, image_set, logdir: str
     Returns {"images_shown", "step", "stopped" (signal name or None), "done", "model"}.
     """
     options, execution = options or LoopOptions(), execution or Execution()
-    if execution.keep_freed_memory:
-        memory.keep_freed_memory()
     strategy = strategy or tf.distribute.get_strategy()
     schedule = schedule_for(net_cfg, train_cfg)
     check_replicas(schedule, strategy.num_replicas_in_sync)

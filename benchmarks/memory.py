@@ -1,13 +1,14 @@
-"""The C library's allocator, set for a training process (Linux with glibc only).
+"""The C library's allocator for the speed benchmarks (Linux with glibc only).
 
 By default glibc maps every allocation above its mmap threshold (at most 32 MiB)
-straight from the kernel and unmaps it when it is freed. XLA allocates the training
-step's buffers, hundreds of MB at 128x128 and 256x256, afresh at every call, so each
-step maps them again and faults in every page, in kernel time. With mmap off and
-trimming raised, those buffers come from the heap and stay there after they are freed,
-and the next step reuses them. The process keeps its peak memory, which training
-reaches at every step anyway. See mallopt(3); the measurement is
-benchmarks/malloc_ab.py (docs/performance.md).
+straight from the kernel and unmaps it when it is freed, and gives each thread an
+arena of its own whose extra heaps are unmapped whenever they fall empty. XLA
+allocates the training step's buffers afresh at every call, so each call maps them
+again and faults in every page, in kernel time. `keep_freed_memory` turns mmap off,
+raises trimming and keeps one arena for all threads, so those buffers come from one
+heap and are reused. Training does not set it: a step called directly runs faster
+with it, but a whole training run through Keras's fit() ran slower
+(docs/performance.md). See mallopt(3).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Optional
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 M_MMAP_MAX = -4
+M_ARENA_MAX = -8
 # The largest value mallopt's int takes: never trim the heap in practice.
 NEVER = 2**31 - 1
 
@@ -38,21 +40,21 @@ def glibc() -> Optional[ctypes.CDLL]:
 
 
 def set_allocator(**params: int) -> bool:
-    """mallopt(name, value) for each of M_TRIM_THRESHOLD, M_MMAP_THRESHOLD and
-    M_MMAP_MAX given by name; False (nothing changed) without glibc or when glibc
+    """mallopt(name, value) for each of M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_MMAP_MAX
+    and M_ARENA_MAX given by name; False (nothing changed) without glibc or when glibc
     refuses a value."""
     libc = glibc()
     if libc is None:
         return False
     codes = {"M_TRIM_THRESHOLD": M_TRIM_THRESHOLD, "M_MMAP_THRESHOLD": M_MMAP_THRESHOLD,
-             "M_MMAP_MAX": M_MMAP_MAX}
+             "M_MMAP_MAX": M_MMAP_MAX, "M_ARENA_MAX": M_ARENA_MAX}
     return all(libc.mallopt(codes[name], value) == 1 for name, value in params.items())
 
 
 def keep_freed_memory() -> bool:
-    """Large buffers from the heap, kept there after they are freed (see the module's
-    note); True when set."""
-    return set_allocator(M_MMAP_MAX=0, M_TRIM_THRESHOLD=NEVER)
+    """Large buffers from one heap, kept there after they are freed (see the module's
+    note: call it before TensorFlow starts its threads); True when set."""
+    return set_allocator(M_MMAP_MAX=0, M_TRIM_THRESHOLD=NEVER, M_ARENA_MAX=1)
 
 
 def default_allocator() -> bool:

@@ -1,0 +1,75 @@
+"""A run's raw generator beside its EMA generator, scored as research/source_study.py
+scores (the same icons, latents, SWD levels and MS-SSIM).
+
+    python -m research.ema_probe --resolution=256 --holdout=97 --logdirs=RUN,... --out=FILE.json
+
+The EMA only averages the generator's weights for sampling; it never feeds back into
+training. So one run's checkpoint answers how its samples would score with no EMA,
+without training again. Each run is read at its newest checkpoint, at the stage the
+study's schedule (--res_step) has reached there.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+from absl import app, flags
+
+from research import source_study as study
+
+flags.DEFINE_list("logdirs", [], "mel_tf run directories of the study.")
+F = flags.FLAGS
+
+
+def generators(logdir):
+    """(raw, EMA) generators of the run's newest checkpoint, its config and step."""
+    import tensorflow as tf
+
+    from mel_tf.training import rundir
+    from mel_tf.training.networks import Generator
+
+    net, _ = rundir.read_config(logdir)
+    raw = Generator(net, name="generator")
+    ema = Generator(net, name="generator_ema")
+    state = rundir.RunState()
+    path = rundir.latest_checkpoint(logdir)
+    tf.train.Checkpoint(generator=raw, generator_ema=ema, state=state).restore(
+        path).expect_partial().assert_existing_objects_matched()
+    return raw, ema, net, int(state.step.numpy())
+
+
+def probe(training, logdir) -> dict:
+    from mel_tf.training.evaluation import generate_uint8
+
+    raw, ema, net, step = generators(logdir)
+    resolution, alpha = study.stage_at(step, int(math.log2(F.resolution)) - 1)
+    score = study.scorer(training, net.latent_dim)
+    row = {"logdir": logdir, "step": step, "images": step * study.BATCH,
+           "resolution": resolution, "alpha": alpha}
+    for name, generator in (("raw", raw), ("ema", ema)):
+        generator.set_stage(resolution, alpha < 1.0)
+        generator.set_alpha(alpha)
+        row[name] = score(lambda z: generate_uint8(generator, z, net), resolution)
+    return row
+
+
+def main(argv):
+    del argv
+    from mel_tf.training import data as data_lib
+
+    image_set = data_lib.open_dataset(dataset="twemoji_faces", max_resolution=F.resolution)
+    training = study.TrainingSubset(image_set)
+    rows = [probe(training, os.path.abspath(d)) for d in F.logdirs]
+    for row in rows:
+        print(row["logdir"], row["step"], {k: {lvl: round(v, 1) for lvl, v in row[k]["swd"].items()}
+                                           for k in ("raw", "ema")},
+              round(row["raw"]["ms_ssim_fake"], 3), round(row["ema"]["ms_ssim_fake"], 3))
+    if F.out:
+        with open(F.out, "w") as f:
+            json.dump({"runs": rows}, f, indent=2)
+
+
+if __name__ == "__main__":
+    app.run(main)
