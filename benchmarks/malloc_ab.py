@@ -23,8 +23,8 @@ from absl import app, flags
 
 from benchmarks.machine import (emit_json, machine_info, median_ratio, per_resolution,
                                 result_header, seconds_summary, tensorflow_threads)
-from benchmarks.steps import BATCH, mel_tf_step
 from benchmarks.memory import default_allocator, glibc, keep_freed_memory
+from benchmarks.steps import BATCH, mel_tf_step
 
 flags.DEFINE_string("resolutions", "128,256", "Stage resolutions to time.")
 flags.DEFINE_list("widths", ["0.5", "1.0"], "Width multipliers.")

@@ -15,18 +15,17 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import sys
 from typing import Optional
 
-# mallopt(3) parameters, from glibc's malloc.h.
-M_TRIM_THRESHOLD = -1
-M_MMAP_THRESHOLD = -3
-M_MMAP_MAX = -4
-M_ARENA_MAX = -8
+# mallopt(3) parameters by name, from glibc's malloc.h.
+MALLOPT = {"M_TRIM_THRESHOLD": -1, "M_MMAP_THRESHOLD": -3, "M_MMAP_MAX": -4, "M_ARENA_MAX": -8}
 # The largest value mallopt's int takes: never trim the heap in practice.
 NEVER = 2**31 - 1
 
 
+@functools.lru_cache(maxsize=None)
 def glibc() -> Optional[ctypes.CDLL]:
     """The C library when it is glibc (it has mallopt and malloc_trim), else None."""
     if not sys.platform.startswith("linux"):
@@ -40,15 +39,13 @@ def glibc() -> Optional[ctypes.CDLL]:
 
 
 def set_allocator(**params: int) -> bool:
-    """mallopt(name, value) for each of M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_MMAP_MAX
-    and M_ARENA_MAX given by name; False (nothing changed) without glibc or when glibc
-    refuses a value."""
+    """mallopt(name, value) for each parameter of MALLOPT given by name; False without
+    glibc (nothing changed) or when glibc refuses a value (the others are still set)."""
     libc = glibc()
     if libc is None:
         return False
-    codes = {"M_TRIM_THRESHOLD": M_TRIM_THRESHOLD, "M_MMAP_THRESHOLD": M_MMAP_THRESHOLD,
-             "M_MMAP_MAX": M_MMAP_MAX, "M_ARENA_MAX": M_ARENA_MAX}
-    return all(libc.mallopt(codes[name], value) == 1 for name, value in params.items())
+    accepted = [libc.mallopt(MALLOPT[name], value) == 1 for name, value in params.items()]
+    return all(accepted)
 
 
 def keep_freed_memory() -> bool:

@@ -28,9 +28,9 @@ from absl import app, flags
 from benchmarks.machine import (emit_json, interleaved, machine_info, median_ratio,
                                 per_resolution, result_header, seconds_summary,
                                 tensorflow_threads)
+from benchmarks.memory import default_allocator, keep_freed_memory
 from benchmarks.steps import BATCH, mel_tf_step
 from mel_tf.training.estimate import iteration_gflops
-from benchmarks.memory import default_allocator, keep_freed_memory
 
 F = flags.FLAGS
 flags.DEFINE_string("source", None, "A clone of zassou65535/image_generator_2.", required=True)

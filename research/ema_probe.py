@@ -11,8 +11,8 @@ study's schedule (--res_step) has reached there.
 
 from __future__ import annotations
 
+import functools
 import json
-import math
 import os
 
 from absl import app, flags
@@ -40,12 +40,13 @@ def generators(logdir):
     return raw, ema, net, int(state.step.numpy())
 
 
-def probe(training, logdir) -> dict:
+def probe(scorers, logdir) -> dict:
+    """Both generators' scores; `scorers(latent_dim)` gives the study's scorer."""
     from mel_tf.training.evaluation import generate_uint8
 
     raw, ema, net, step = generators(logdir)
-    resolution, alpha = study.stage_at(step, int(math.log2(F.resolution)) - 1)
-    score = study.scorer(training, net.latent_dim)
+    resolution, alpha = study.stage_at(step, study.stage_count())
+    score = scorers(net.latent_dim)
     row = {"logdir": logdir, "step": step, "images": step * study.BATCH,
            "resolution": resolution, "alpha": alpha}
     for name, generator in (("raw", raw), ("ema", ema)):
@@ -61,7 +62,9 @@ def main(argv):
 
     image_set = data_lib.open_dataset(dataset="twemoji_faces", max_resolution=F.resolution)
     training = study.TrainingSubset(image_set)
-    rows = [probe(training, os.path.abspath(d)) for d in F.logdirs]
+    # One scorer per latent size: it keeps the reals' MS-SSIM once computed.
+    scorers = functools.lru_cache(maxsize=None)(lambda dim: study.scorer(training, dim))
+    rows = [probe(scorers, os.path.abspath(d)) for d in F.logdirs]
     for row in rows:
         print(row["logdir"], row["step"], {k: {lvl: round(v, 1) for lvl, v in row[k]["swd"].items()}
                                            for k in ("raw", "ema")},

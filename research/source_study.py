@@ -113,6 +113,11 @@ class TrainingSubset:
         return self.image_set.images(resolution)[self.held_out]
 
 
+def stage_count() -> int:
+    """The schedule's resolutions, 4x4 to --resolution."""
+    return int(math.log2(F.resolution)) - 1
+
+
 def stage_at(step, stages):
     """(resolution, a) of the networks after `step` iterations of the schedule:
     4x4 stable, one fade per resolution, then the last resolution stable; a is
@@ -505,7 +510,7 @@ def train_run(training):
     logdir = run_dir(system)
     os.makedirs(logdir, exist_ok=True)
     os.makedirs(F.out, exist_ok=True)          # grids and results.json go there at the end
-    stages = int(math.log2(F.resolution)) - 1
+    stages = stage_count()
     if F.eval_every % F.checkpoint_every:
         raise app.UsageError("--eval_every must be a multiple of --checkpoint_every")
     if F.system == "source":

@@ -25,6 +25,10 @@ TINY_RUN = textwrap.dedent("""
     # MiniBatchStd groups of 2 lie inside each replica's (worker's) half of a batch of 4.
     net = preset("seed", 8, width=1 / 64, mbstd_group_size=2)
     tc = TrainConfig(fade_images=16, stable_images=16, batch_size=4)
+
+    def all_weights(result):
+        model = result["model"]
+        return [w.numpy() for w in model.generator.weights + model.discriminator.weights]
 """)
 
 WORKER_SCRIPT = TINY_RUN + textwrap.dedent("""
@@ -35,8 +39,7 @@ WORKER_SCRIPT = TINY_RUN + textwrap.dedent("""
                 else tf.distribute.get_strategy())
     result = train(net, tc, images, logdir, strategy=strategy, options=opts,
                    execution=Execution(xla=False))
-    np.savez(out, step=result["step"], *[w.numpy() for w in
-             result["model"].generator.weights + result["model"].discriminator.weights])
+    np.savez(out, step=result["step"], *all_weights(result))
 """)
 
 
@@ -105,15 +108,12 @@ MIRRORED_SCRIPT = textwrap.dedent("""
     opts = LoopOptions(progress=False, sample_every_images=8, checkpoint_every_images=0)
     one = train(net, tc, images, sys.argv[1] + "/one", options=opts,
                 execution=Execution(xla=False))
-    np.savez(sys.argv[1] + "/one.npz", step=one["step"], *[w.numpy() for w in
-             one["model"].generator.weights + one["model"].discriminator.weights])
+    np.savez(sys.argv[1] + "/one.npz", step=one["step"], *all_weights(one))
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     assert strategy.num_replicas_in_sync == 2
     two = train(net, tc, images, sys.argv[1] + "/two", strategy=strategy, options=opts)
     assert one["step"] == two["step"] == 12, (one["step"], two["step"])
-    worst = max(float(np.max(np.abs(a.numpy() - b.numpy())))
-                for a, b in zip(one["model"].generator.weights + one["model"].discriminator.weights,
-                                two["model"].generator.weights + two["model"].discriminator.weights))
+    worst = max(float(np.max(np.abs(a - b))) for a, b in zip(all_weights(one), all_weights(two)))
     print("max weight difference", worst)
     assert worst < 1e-4, worst
 """)

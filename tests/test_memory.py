@@ -14,7 +14,7 @@ from benchmarks.memory import glibc
 
 SCRIPT = textwrap.dedent("""
     import ctypes, resource, threading
-    from benchmarks.memory import glibc, keep_freed_memory, set_allocator
+    from benchmarks.memory import default_allocator, glibc, keep_freed_memory
     libc = glibc()
     libc.malloc.restype, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_void_p]
 
@@ -46,8 +46,8 @@ SCRIPT = textwrap.dedent("""
         thread.join()
         return counts
 
-    # glibc's default at its highest mmap threshold (32 MiB), then kept memory.
-    assert set_allocator(M_MMAP_MAX=65536, M_MMAP_THRESHOLD=32 << 20)
+    # glibc's default in its end state (mmap threshold 32 MiB), then kept memory.
+    assert default_allocator()
     default = [faults(), faults()]
     assert keep_freed_memory()
     kept = [faults(), faults(), faults()]
