@@ -155,16 +155,21 @@ def run_each(module: str, resolutions, drop=("--out", "--resolutions")) -> list:
     flags, in a fresh process (its memory and compiled state its own); returns the
     results the subprocesses printed with `print_result`."""
     passthrough = [a for a in sys.argv[1:] if not a.startswith(drop + ("--one",))]
-    results = []
-    for r in resolutions:
-        proc = subprocess.run([sys.executable, "-m", module, f"--one={r}"] + passthrough,
-                              capture_output=True, text=True)
-        lines = [l for l in proc.stdout.splitlines() if l.startswith(RESULT_MARK)]
-        if proc.returncode != 0 or not lines:
-            raise SystemExit(f"{module} at {r}: {proc.stderr[-3000:]}")
-        results.append(json.loads(lines[-1][len(RESULT_MARK):]))
-        print(json.dumps(results[-1]), file=sys.stderr, flush=True)
-    return results
+    return [child_result(module, [f"--one={r}"] + passthrough, f"at {r}") for r in resolutions]
+
+
+def child_result(module: str, args, what: str, env=None) -> dict:
+    """Runs `python -m <module> ARGS` (with `env` added to this process's environment)
+    and returns the result it printed with `print_result`; SystemExit with its error
+    output if it failed."""
+    proc = subprocess.run([sys.executable, "-m", module] + list(args), capture_output=True,
+                          text=True, env={**os.environ, **(env or {})})
+    lines = [l for l in proc.stdout.splitlines() if l.startswith(RESULT_MARK)]
+    if proc.returncode != 0 or not lines:
+        raise SystemExit(f"{module} {what}: {proc.stderr[-3000:]}")
+    result = json.loads(lines[-1][len(RESULT_MARK):])
+    print(json.dumps(result), file=sys.stderr, flush=True)
+    return result
 
 
 def chromium_path(given=None) -> str:

@@ -64,3 +64,29 @@ def test_benchmarks_time_the_sources_networks_at_full_width_and_the_defaults_bel
     assert timed_networks(256, 1.0, widen_to_floor=True).g_block_channels(256) == (8, 8)
     assert (timed_networks(256, 1.0, "paper").channel_table()
             == config.preset("paper", 256, 1.0).channel_table())
+
+
+def test_child_result_passes_the_environment_and_reads_the_result_line(tmp_path, monkeypatch):
+    (tmp_path / "echo_env.py").write_text(
+        "import os, sys\nfrom benchmarks.machine import print_result\n"
+        "print('noise')\nprint_result({'arg': sys.argv[1], 'env': os.environ['MEL_AB']})\n"
+        "sys.exit(int(sys.argv[2]))\n")
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}:{machine.__file__.rsplit('/', 2)[0]}")
+    assert machine.child_result("echo_env", ["x", "0"], "ok", {"MEL_AB": "7"}) == {
+        "arg": "x", "env": "7"}
+    try:
+        machine.child_result("echo_env", ["x", "3"], "at 16", {"MEL_AB": "7"})
+    except SystemExit as e:
+        assert str(e).startswith("echo_env at 16: ")
+    else:
+        raise AssertionError("a failed child must stop the benchmark")
+
+
+def test_allocator_ab_steady_state_is_per_step():
+    from benchmarks.allocator_ab import steady_state
+
+    rows = [(10.0, 100, 1.0, 0.1), (10.5, 300, 1.8, 0.3), (11.5, 500, 2.6, 0.5)]
+    got = steady_state(rows)
+    assert got["median_s"] == 0.75 and got["steps"] == 2
+    assert got["page_faults"] == 200 and abs(got["user_s"] - 0.8) < 1e-12
+    assert abs(got["kernel_s"] - 0.2) < 1e-12
