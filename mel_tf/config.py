@@ -31,6 +31,7 @@ import os
 from typing import Any, Callable, Optional, Tuple
 
 PRESETS = ("seed", "paper")
+UPSAMPLINGS = ("nearest", "bilinear")
 # How weights may be parameterized (mel_tf.training.layers.PARAMETERIZATIONS says what each
 # means); stated here so that reading a config needs no Keras.
 WEIGHT_PARAMETERIZATIONS = ("equalized", "he_input_scale", "plain")
@@ -173,6 +174,13 @@ class NetworkConfig:
     widen_to_floor: bool = setting(True, "min_channels also widens layers that have fewer "
                                    "channels at full width (the 256x256 block's 4).",
                                    resume=ARCHITECTURE)
+    # Nearest-neighbour upsampling before a 3x3 convolution gives each of the four
+    # output pixels of an input pixel its own effective kernel, a source of period-2
+    # patterns; bilinear upsampling (Karras et al. 2019, StyleGAN) smooths the
+    # enlarged map first. A candidate against the streaks (docs/source_study/256x256/).
+    upsampling: str = setting("nearest", "G's 2x upsampling: nearest (the source and the "
+                              "paper) or bilinear.", resume=ARCHITECTURE,
+                              choices=UPSAMPLINGS)
     latent_mode: str = _arch("reshape", "Latent: reshaped to 4x4xC (seed) or pixel-"
                              "normalised and sent through a dense layer (paper)",
                              choices=("reshape", "dense"))
@@ -208,6 +216,8 @@ class NetworkConfig:
         check_resolution(self.resolution)
         if not self.width > 0:
             raise ValueError(f"width must be positive, got {self.width}")
+        if self.upsampling not in UPSAMPLINGS:
+            raise ValueError(f"upsampling must be one of {UPSAMPLINGS}, got {self.upsampling!r}")
         if self.padding not in ("reflect", "zero"):
             raise ValueError(f"padding must be 'reflect' or 'zero', got {self.padding!r}")
         if self.mbstd_group_size < 0 or self.mbstd_group_size == 1 and self.mbstd_unbiased:

@@ -163,11 +163,27 @@ def test_upsample_and_downsample_match_numpy():
     np.testing.assert_allclose(Downsample2x()(y).numpy(), expected, rtol=1e-6)
 
 
+def test_bilinear_upsample_is_nearest_then_a_121_blur_with_the_edge_repeated():
+    x = RNG.standard_normal((2, 3, 5, 4)).astype(np.float64)
+    near = np.pad(x.repeat(2, axis=1).repeat(2, axis=2), [(0, 0), (1, 1), (1, 1), (0, 0)],
+                  mode="edge")
+    rows = (near[:, :-2] + 2 * near[:, 1:-1] + near[:, 2:]) / 4
+    expected = (rows[:, :, :-2] + 2 * rows[:, :, 1:-1] + rows[:, :, 2:]) / 4
+    up = Upsample2x("bilinear")(x.astype(np.float32)).numpy()
+    np.testing.assert_allclose(up, expected, rtol=1e-5, atol=1e-6)
+    # Each output pixel is 9/16, 3/16, 3/16, 1/16 of its four nearest inputs: an
+    # input's 2x2 block differs within, where nearest copies one value into it.
+    assert up[0, 2, 2, 0] == pytest.approx((9 * x[0, 1, 1, 0] + 3 * x[0, 0, 1, 0]
+                                            + 3 * x[0, 1, 0, 0] + x[0, 0, 0, 0]) / 16, rel=1e-5)
+    with pytest.raises(ValueError, match="nearest or bilinear"):
+        Upsample2x("bicubic")
+
+
 @pytest.mark.parametrize("layer", [
     EqualizedConv2D(5, 3, gain=2.0, padding="reflect"),
     EqualizedConv2D(5, 3, padding="zero", upsample=True), EqualizedConv2D(5, 1, padding="reflect"),
     EqualizedDense(4, gain=0.5), PixelNorm(1e-7, "seed"), MiniBatchStd(4, True, 0.0), FadeIn(0.3),
-    Upsample2x(), Downsample2x()])
+    Upsample2x(), Upsample2x("bilinear"), Downsample2x()])
 def test_layers_round_trip_through_get_config(layer):
     clone = type(layer).from_config(layer.get_config())
     assert clone.get_config() == layer.get_config()

@@ -74,11 +74,13 @@ def _op_counts(fn, latent_dim):
     return types.count("Mean"), types.count("Conv2D")
 
 
-@pytest.mark.parametrize("name,resolution,width", [("seed", 32, 1 / 8), ("paper", 128, 1 / 32)])
-def test_litert_generator_computes_the_trained_function(name, resolution, width):
+@pytest.mark.parametrize("name,resolution,width,upsampling", [
+    ("seed", 32, 1 / 8, "nearest"), ("paper", 128, 1 / 32, "nearest"),
+    ("seed", 32, 1 / 8, "bilinear")])
+def test_litert_generator_computes_the_trained_function(name, resolution, width, upsampling):
     # These widths, without the channel floor, give 4 or fewer channels in the top
     # blocks (the LiteRT layout there) and more below (the plain one): both are exercised.
-    cfg = preset(name, resolution, width=width, min_channels=1)
+    cfg = preset(name, resolution, width=width, min_channels=1, upsampling=upsampling)
     g = Generator(cfg)
     litert = LiteRTGenerator(g)
     assert {id(v) for v in litert.weights} == {id(v) for v in g.weights}

@@ -201,3 +201,24 @@ def test_checkpoint_round_trip_restores_every_weight(tmp_path):
     tf.train.Checkpoint(generator=g2, discriminator=d2).restore(path).assert_consumed()
     for a, b in zip(g.weights + d.weights, g2.weights + d2.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_bilinear_upsampling_changes_no_weight_and_only_the_grown_stages():
+    """Both generators hold the same weights; at 4x4 (no upsampling) they agree,
+    from 8x8 on the bilinear one differs, its first convolution unfused."""
+    nearest, bilinear = (preset("seed", 16, width=1 / 16, upsampling=u)
+                         for u in ("nearest", "bilinear"))
+    g_near, g_bil = Generator(nearest), Generator(bilinear)
+    assert [v.shape for v in g_near.weights] == [v.shape for v in g_bil.weights]
+    for a, b in zip(g_near.weights, g_bil.weights):
+        b.assign(a)
+    assert not any(c.conv.upsample for block in g_bil.blocks for c in block.convs)
+    assert g_bil.blocks[1].upsample.mode == "bilinear" and g_bil.upsample.mode == "bilinear"
+    z = np.random.default_rng(3).standard_normal((4, nearest.latent_dim)).astype(np.float32)
+    for stage, same in ((4, True), (8, False), (16, False)):
+        g_near.set_stage(stage)
+        g_bil.set_stage(stage)
+        diff = np.abs(g_near(z).numpy() - g_bil(z).numpy()).max()
+        assert (diff < 1e-6) if same else (diff > 1e-3), (stage, diff)
+    with pytest.raises(ValueError, match="upsampling must be one of"):
+        preset("seed", 16, upsampling="bicubic")

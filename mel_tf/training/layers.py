@@ -442,9 +442,22 @@ class FadeIn(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="mel_tf")
 class Upsample2x(keras.layers.Layer):
-    """Nearest-neighbour 2x upsampling (each pixel becomes a 2x2 block)."""
+    """2x upsampling: nearest-neighbour (each pixel becomes a 2x2 block) or bilinear
+    (half-pixel centres, the edge repeated: nearest followed by a [1, 2, 1] / 4 blur
+    along each axis)."""
+
+    def __init__(self, mode: str = "nearest", **kwargs):
+        super().__init__(**kwargs)
+        if mode not in ("nearest", "bilinear"):
+            raise ValueError(f"mode must be nearest or bilinear, got {mode!r}")
+        self.mode = mode
 
     def call(self, x):
+        if self.mode == "bilinear":
+            # The static size where known: the exported graph's layout needs the width.
+            h, w = x.shape[1], x.shape[2]
+            size = (2 * h, 2 * w) if h is not None and w is not None else 2 * tf.shape(x)[1:3]
+            return tf.image.resize(x, size, method="bilinear")
         # depth_to_space of four copies: one op that LiteRT's XNNPACK delegate
         # runs (a reshape/broadcast_to version splits the .tflite graph).
         return tf.nn.depth_to_space(tf.concat([x, x, x, x], axis=-1), 2)
@@ -452,6 +465,9 @@ class Upsample2x(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         n, h, w, c = input_shape
         return (n, 2 * h, 2 * w, c)
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode}
 
 
 @keras.saving.register_keras_serializable(package="mel_tf")

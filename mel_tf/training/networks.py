@@ -8,8 +8,8 @@ lives in a variable (`set_alpha`), so a stage is traced once.
 
 Generator at stage R while fading:
     out = act((1 - a) * up(toRGB[R/2](h[R/2])) + a * toRGB[R](block[R](h[R/2])))
-(toRGB is a 1x1 convolution, so applying it before the nearest upsampling is
-the same as after it, and cheaper.)
+(toRGB is a 1x1 convolution and both upsamplings are linear with weights that sum
+to one, so applying it before the upsampling is the same as after it, and cheaper.)
 Discriminator at stage R while fading:
     x = (1 - a) * fromRGB[R/2](pool(img)) + a * block[R](fromRGB[R](img))
 """
@@ -101,18 +101,21 @@ class ConvActNorm(keras.layers.Layer):
 
 
 class GeneratorBlock(keras.layers.Layer):
-    """[2x nearest upsample] -> conv3x3 -> act -> conv3x3 -> act.
+    """[2x upsample] -> conv3x3 -> act -> conv3x3 -> act.
 
-    The upsampling is fused into the first convolution (EqualizedConv2D with
-    upsample=True): the same values for 16/36 of its multiply-adds.
+    Nearest upsampling is fused into the first convolution (EqualizedConv2D with
+    upsample=True): the same values for 16/36 of its multiply-adds. Bilinear
+    upsampling runs as its own layer before it.
     """
     def __init__(self, resolution, cfg: NetworkConfig, **kwargs):
         super().__init__(name=f"g_block_{resolution}", **kwargs)
         cin, cout = cfg.g_block_channels(resolution)
         self.cin = cin
         grows = resolution > MIN_RESOLUTION
+        fused = grows and cfg.upsampling == "nearest"
+        self.upsample = Upsample2x(cfg.upsampling) if grows and not fused else None
         n_convs = 2 if grows else cfg.g_first_block_convs
-        self.convs = [ConvActNorm(cout, 3, cfg, pixel_norm=True, upsample=grows and i == 0,
+        self.convs = [ConvActNorm(cout, 3, cfg, pixel_norm=True, upsample=fused and i == 0,
                                   dtype=self.dtype_policy, name=f"conv{i}")
                       for i in range(n_convs)]
         track_each(self, "convs")
@@ -124,6 +127,8 @@ class GeneratorBlock(keras.layers.Layer):
             channels = conv.conv.filters
 
     def call(self, x, layout: Layout = AS_TRAINED):
+        if self.upsample is not None:
+            x = self.upsample(x)
         for conv in self.convs:
             x = conv(x, layout=layout)
         return x
@@ -240,7 +245,7 @@ class Generator(_Progressive):
         for r, block, to_rgb in zip(cfg.resolutions, self.blocks, self.to_rgb):
             block.build()
             to_rgb.build((None, r, r, cfg.g_block_channels(r)[1]))
-        self.upsample = Upsample2x()
+        self.upsample = Upsample2x(cfg.upsampling)
         self.built = True
 
     def _latent_to_map(self, z):
