@@ -28,17 +28,23 @@ from absl import app, flags
 from benchmarks.machine import (child_result, emit_json, machine_info, median_ratio,
                                 print_result, result_header)
 
-flags.DEFINE_integer("resolution", 256, "The last stage; its stable phase is timed.")
-flags.DEFINE_float("width", 0.5, "Channel width multiplier.")
-flags.DEFINE_integer("icons", 64, "Random icons to train on.")
-flags.DEFINE_integer("steps", 60, "Steps of the last stable phase (and of 4x4's).")
-flags.DEFINE_integer("skip", 10, "Steps of the last phase left out of the steady state.")
-flags.DEFINE_integer("rounds", 2, "Rounds; each runs every arm once.")
-flags.DEFINE_list("arms", [], "Arms to run (default: every one available).")
-flags.DEFINE_string("logdir", "/tmp/mel_tf_allocator_ab", "Scratch run directories.")
-flags.DEFINE_string("out", None, "Write the JSON here (always printed).")
-flags.DEFINE_string("arm", None, "Internal: train once under the allocator this process has.")
 F = flags.FLAGS
+
+
+def define_flags():
+    """The command line's flags, defined only when this module is the program: the tests
+    import it beside modules that define --resolution and --out too."""
+    flags.DEFINE_integer("resolution", 256, "The last stage; its stable phase is timed.")
+    flags.DEFINE_float("width", 0.5, "Channel width multiplier.")
+    flags.DEFINE_integer("icons", 64, "Random icons to train on.")
+    flags.DEFINE_integer("steps", 60, "Steps of the last stable phase (and of 4x4's).")
+    flags.DEFINE_integer("skip", 10, "Steps of the last phase left out of the steady state.")
+    flags.DEFINE_integer("rounds", 2, "Rounds; each runs every arm once.")
+    flags.DEFINE_list("arms", [], "Arms to run (default: every one available).")
+    flags.DEFINE_string("logdir", "/tmp/mel_tf_allocator_ab", "Scratch run directories.")
+    flags.DEFINE_string("out", None, "Write the JSON here (always printed).")
+    flags.DEFINE_string("arm", None, "Internal: train once under the allocator this process has.")
+
 
 BATCH = 8
 FADE_STEPS = 8
@@ -156,4 +162,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)
