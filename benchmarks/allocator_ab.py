@@ -25,8 +25,10 @@ import time
 
 from absl import app, flags
 
-from benchmarks.machine import (child_result, emit_json, machine_info, median_ratio,
-                                print_result, result_header)
+from benchmarks.machine import (child_result, emit_json, forwarded_flags, machine_info,
+                                median_ratio, print_result, result_header)
+from benchmarks.memory import KEPT, tunables
+from benchmarks.steps import BATCH
 
 F = flags.FLAGS
 
@@ -46,9 +48,7 @@ def define_flags():
     flags.DEFINE_string("arm", None, "Internal: train once under the allocator this process has.")
 
 
-BATCH = 8
 FADE_STEPS = 8
-NEVER_TRIM = 2**31 - 1
 
 
 def preloaded(name: str):
@@ -60,9 +60,7 @@ def preloaded(name: str):
 # Each arm's environment for the child process (None: not available here).
 ARMS = {
     "glibc": lambda: {},
-    "glibc_one_arena": lambda: {"GLIBC_TUNABLES": "glibc.malloc.arena_max=1:"
-                                "glibc.malloc.mmap_max=0:"
-                                f"glibc.malloc.trim_threshold={NEVER_TRIM}"},
+    "glibc_one_arena": lambda: {"GLIBC_TUNABLES": tunables(**KEPT)},
     "jemalloc": lambda: preloaded("jemalloc"),
     "tcmalloc": lambda: preloaded("tcmalloc_minimal") or preloaded("tcmalloc"),
 }
@@ -147,8 +145,7 @@ def main(argv):
         raise SystemExit("allocator_ab: --skip must leave at least two steps of --steps")
     envs = {name: ARMS[name]() for name in (F.arms or ARMS)}
     arms = [name for name, env in envs.items() if env is not None]
-    passthrough = [f"--{name}={getattr(F, name)}" for name in
-                   ("resolution", "width", "icons", "steps", "skip", "logdir")]
+    passthrough = forwarded_flags(("--out", "--rounds", "--arms"))
     runs = []
     for r in range(F.rounds):
         for arm in (arms if r % 2 == 0 else arms[::-1]):

@@ -154,8 +154,14 @@ def run_each(module: str, resolutions, drop=("--out", "--resolutions")) -> list:
     """For each resolution, `python -m <module> --one=R` with this process's other
     flags, in a fresh process (its memory and compiled state its own); returns the
     results the subprocesses printed with `print_result`."""
-    passthrough = [a for a in sys.argv[1:] if not a.startswith(drop + ("--one",))]
+    passthrough = forwarded_flags(drop + ("--one",))
     return [child_result(module, [f"--one={r}"] + passthrough, f"at {r}") for r in resolutions]
+
+
+def forwarded_flags(drop) -> list:
+    """This process's command-line arguments except those starting with one of `drop`:
+    what a parent passes on to the children it runs."""
+    return [a for a in sys.argv[1:] if not a.startswith(tuple(drop))]
 
 
 def child_result(module: str, args, what: str, env=None) -> dict:

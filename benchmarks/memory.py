@@ -19,10 +19,16 @@ import functools
 import sys
 from typing import Optional
 
-# mallopt(3) parameters by name, from glibc's malloc.h.
-MALLOPT = {"M_TRIM_THRESHOLD": -1, "M_MMAP_THRESHOLD": -3, "M_MMAP_MAX": -4, "M_ARENA_MAX": -8}
+# mallopt(3) parameters by name: their codes in glibc's malloc.h and the names of the
+# same settings in GLIBC_TUNABLES, which sets them as a process starts.
+MALLOPT = {"M_TRIM_THRESHOLD": (-1, "glibc.malloc.trim_threshold"),
+           "M_MMAP_THRESHOLD": (-3, "glibc.malloc.mmap_threshold"),
+           "M_MMAP_MAX": (-4, "glibc.malloc.mmap_max"),
+           "M_ARENA_MAX": (-8, "glibc.malloc.arena_max")}
 # The largest value mallopt's int takes: never trim the heap in practice.
 NEVER = 2**31 - 1
+# Freed memory kept: mmap off, no trimming, one arena for all threads.
+KEPT = {"M_MMAP_MAX": 0, "M_TRIM_THRESHOLD": NEVER, "M_ARENA_MAX": 1}
 
 
 @functools.lru_cache(maxsize=None)
@@ -44,14 +50,20 @@ def set_allocator(**params: int) -> bool:
     libc = glibc()
     if libc is None:
         return False
-    accepted = [libc.mallopt(MALLOPT[name], value) == 1 for name, value in params.items()]
+    accepted = [libc.mallopt(MALLOPT[name][0], value) == 1 for name, value in params.items()]
     return all(accepted)
+
+
+def tunables(**params: int) -> str:
+    """The GLIBC_TUNABLES value that gives a new process the same settings as
+    set_allocator(**params)."""
+    return ":".join(f"{MALLOPT[name][1]}={value}" for name, value in params.items())
 
 
 def keep_freed_memory() -> bool:
     """Large buffers from one heap, kept there after they are freed (see the module's
     note: call it before TensorFlow starts its threads); True when set."""
-    return set_allocator(M_MMAP_MAX=0, M_TRIM_THRESHOLD=NEVER, M_ARENA_MAX=1)
+    return set_allocator(**KEPT)
 
 
 def default_allocator() -> bool:

@@ -174,10 +174,10 @@ class NetworkConfig:
     widen_to_floor: bool = setting(True, "min_channels also widens layers that have fewer "
                                    "channels at full width (the 256x256 block's 4).",
                                    resume=ARCHITECTURE)
-    # Nearest-neighbour upsampling before a 3x3 convolution gives each of the four
-    # output pixels of an input pixel its own effective kernel, a source of period-2
-    # patterns; bilinear upsampling (Karras et al. 2019, StyleGAN) smooths the
-    # enlarged map first. A candidate against the streaks (docs/source_study/256x256/).
+    # Bilinear upsampling (Karras et al. 2019, StyleGAN) smooths the enlarged map before
+    # the convolution. In the 256x256 study it took the visible streaks away but also
+    # fine detail, and scored worse at the finest level on both seeds, so the default
+    # stays the source's nearest (docs/source_study/256x256/).
     upsampling: str = setting("nearest", "G's 2x upsampling: nearest (the source and the "
                               "paper) or bilinear.", resume=ARCHITECTURE,
                               choices=UPSAMPLINGS)

@@ -45,23 +45,18 @@ def probe(scorers, logdir) -> dict:
     from mel_tf.training.evaluation import generate_uint8
 
     raw, ema, net, step = generators(logdir)
-    resolution, alpha = study.stage_at(step, study.stage_count())
     score = scorers(net.latent_dim)
-    row = {"logdir": logdir, "step": step, "images": step * study.BATCH,
-           "resolution": resolution, "alpha": alpha}
+    row = {"logdir": logdir, "step": step, "images": step * study.BATCH}
     for name, generator in (("raw", raw), ("ema", ema)):
-        generator.set_stage(resolution, alpha < 1.0)
-        generator.set_alpha(alpha)
+        resolution, alpha = study.stage_generator(generator, step)
         row[name] = score(lambda z: generate_uint8(generator, z, net), resolution)
+    row.update(resolution=resolution, alpha=alpha)
     return row
 
 
 def main(argv):
     del argv
-    from mel_tf.training import data as data_lib
-
-    image_set = data_lib.open_dataset(dataset="twemoji_faces", max_resolution=F.resolution)
-    training = study.TrainingSubset(image_set)
+    training = study.TrainingSubset(study.study_icons())
     # One scorer per latent size: it keeps the reals' MS-SSIM once computed.
     scorers = functools.lru_cache(maxsize=None)(lambda dim: study.scorer(training, dim))
     rows = [probe(scorers, os.path.abspath(d)) for d in F.logdirs]

@@ -36,6 +36,8 @@ import time
 
 from absl import app, flags
 
+from mel_tf.config import UPSAMPLINGS
+
 
 flags.DEFINE_enum("system", "mel_tf", ["mel_tf", "source"], "What trains.")
 flags.DEFINE_string("source", None, "A clone of zassou65535/image_generator_2 (--system=source).")
@@ -59,8 +61,8 @@ flags.DEFINE_string("start_from", None, "A new mel_tf run starts as a copy of th
                     "in its changes.log: A/Bs of the late phases from one shared state.")
 flags.DEFINE_integer("stop_at", None, "mel_tf stops after this step with a checkpoint, its "
                      "score at a phase end included: the saved state for --start_from.")
-flags.DEFINE_enum("upsampling", "nearest", ["nearest", "bilinear"], "mel_tf's upsampling in "
-                  "G (NetworkConfig.upsampling).")
+flags.DEFINE_enum("upsampling", "nearest", list(UPSAMPLINGS), "mel_tf's upsampling in G "
+                  "(NetworkConfig.upsampling).")
 flags.DEFINE_integer("fade_steps", None, "mel_tf's iterations per fade (default --res_step).")
 flags.DEFINE_integer("stable_steps", None, "mel_tf's iterations per stable phase (4x4 and the "
                      "last; default --res_step). Equal budget: 3 fades + 2 stable = 5 x --res_step "
@@ -113,6 +115,21 @@ class TrainingSubset:
 
     def held_out_images(self, resolution):
         return self.image_set.images(resolution)[self.held_out]
+
+
+def study_icons():
+    """The study's icons: the built-in Twemoji faces, up to --resolution."""
+    from mel_tf.training import data as data_lib
+    return data_lib.open_dataset(dataset="twemoji_faces", max_resolution=F.resolution)
+
+
+def stage_generator(generator, step):
+    """Sets `generator` to the stage and a the schedule has reached after `step`
+    iterations; returns (resolution, a)."""
+    resolution, alpha = stage_at(step, stage_count())
+    generator.set_stage(resolution, alpha < 1.0)
+    generator.set_alpha(alpha)
+    return resolution, alpha
 
 
 def stage_count() -> int:
@@ -598,12 +615,10 @@ def main(argv):
         return
     import tensorflow as tf
 
-    from mel_tf.training import data as data_lib
-
     logging.getLogger().setLevel(logging.INFO)
     tf.config.threading.set_intra_op_parallelism_threads(F.threads)
     tf.config.threading.set_inter_op_parallelism_threads(F.threads)
-    image_set = data_lib.open_dataset(dataset="twemoji_faces", max_resolution=F.resolution)
+    image_set = study_icons()
     if F.real_floor:
         with open(os.path.join(F.out, "real_floor.json"), "w") as f:
             json.dump({**real_floor(image_set), "date": time.strftime("%Y-%m-%d")}, f, indent=2)

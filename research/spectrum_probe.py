@@ -13,6 +13,7 @@ figures are also given as a multiple of the reals'.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 
@@ -28,16 +29,16 @@ flags.DEFINE_list("icon_files", [], "icons.npz files of finished study runs (eit
 F = flags.FLAGS
 
 
-def compared(training, name, fake_images, **facts) -> dict:
-    """A set's band shares beside the reals' at the same resolution."""
+def compared(real_shares, name, fake_images, **facts) -> dict:
+    """A set's band shares beside the reals' (`real_shares(resolution, count)`)."""
     resolution = fake_images.shape[1]
     fake = band_shares(fake_images)
-    real = band_shares(training.images(resolution)[:len(fake_images)])
+    real = real_shares(resolution, len(fake_images))
     return {"run": name, "resolution": resolution, **facts, "real": real, "generated": fake,
             "generated_over_real": {k: fake[k] / real[k] for k in fake}}
 
 
-def probe(training, logdir) -> dict:
+def probe(training, real_shares, logdir) -> dict:
     """A run's band shares at its newest checkpoint, beside the reals' there."""
     from mel_tf.deploy.seeds import latents_for_seed
     from mel_tf.training.evaluation import generate_uint8
@@ -45,22 +46,21 @@ def probe(training, logdir) -> dict:
 
     generator, net, _, shown = load_ema_generator(logdir)
     step = shown // study.BATCH
-    resolution, alpha = study.stage_at(step, study.stage_count())
-    generator.set_stage(resolution, alpha < 1.0)
-    generator.set_alpha(alpha)
+    _, alpha = study.stage_generator(generator, step)
     n = min(F.num_images, len(training))
     fake = generate_uint8(generator, latents_for_seed(0, n, net.latent_dim), net)
-    return compared(training, logdir, fake, step=step, images=shown, alpha=alpha)
+    return compared(real_shares, logdir, fake, step=step, images=shown, alpha=alpha)
 
 
 def main(argv):
     del argv
-    from mel_tf.training import data as data_lib
-
-    image_set = data_lib.open_dataset(dataset="twemoji_faces", max_resolution=F.resolution)
-    training = study.TrainingSubset(image_set)
-    rows = [probe(training, os.path.abspath(d)) for d in F.logdirs]
-    rows += [compared(training, os.path.abspath(f), np.load(f)["icons"]) for f in F.icon_files]
+    training = study.TrainingSubset(study.study_icons())
+    # The reals' shares once per resolution and count, whatever the number of runs.
+    real_shares = functools.lru_cache(maxsize=None)(
+        lambda resolution, count: band_shares(training.images(resolution)[:count]))
+    rows = [probe(training, real_shares, os.path.abspath(d)) for d in F.logdirs]
+    rows += [compared(real_shares, os.path.abspath(f), np.load(f)["icons"])
+             for f in F.icon_files]
     for row in rows:
         print(row["run"], row.get("images"), row["resolution"],
               {k: round(v, 2) for k, v in row["generated_over_real"].items()})

@@ -13,7 +13,7 @@ from conftest import REPO
 from benchmarks.memory import glibc
 
 SCRIPT = textwrap.dedent("""
-    import ctypes, resource, threading
+    import ctypes, resource, sys, threading
     from benchmarks.memory import default_allocator, glibc, keep_freed_memory
     libc = glibc()
     libc.malloc.restype, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_void_p]
@@ -46,6 +46,9 @@ SCRIPT = textwrap.dedent("""
         thread.join()
         return counts
 
+    if sys.argv[1:] == ["as_started"]:    # the settings this process started with
+        print(faults(), faults(), faults())
+        sys.exit()
     # glibc's default in its end state (mmap threshold 32 MiB), then kept memory.
     assert default_allocator()
     default = [faults(), faults()]
@@ -65,3 +68,21 @@ def test_kept_memory_is_reused_where_the_default_maps_it_afresh():
     assert default > 0.9 * PAGES, (default, PAGES)       # every page faulted in again
     assert kept < 0.05 * PAGES, (kept, PAGES)            # the heap's pages reused
     assert thread < 0.05 * PAGES, (thread, PAGES)        # also from a thread started later
+
+
+@pytest.mark.skipif(glibc() is None, reason="the allocator settings are glibc's")
+def test_the_tunables_start_a_process_with_memory_kept():
+    """benchmarks.allocator_ab's arm: GLIBC_TUNABLES from memory.KEPT, no mallopt call."""
+    from benchmarks.memory import KEPT, tunables
+
+    def faults(env):
+        result = subprocess.run([sys.executable, "-c", SCRIPT, "as_started"], text=True,
+                                capture_output=True, timeout=120,
+                                env=dict(os.environ, PYTHONPATH=REPO, **env))
+        assert result.returncode == 0, result.stderr[-2000:]
+        return list(map(int, result.stdout.split()))
+
+    assert tunables(**KEPT) == ("glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold="
+                                f"{2**31 - 1}:glibc.malloc.arena_max=1")
+    assert faults({"GLIBC_TUNABLES": tunables(**KEPT)})[2] < 0.05 * PAGES
+    assert faults({})[2] > 0.9 * PAGES       # as glibc starts: mapped afresh each time

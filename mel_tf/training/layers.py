@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mel_tf.config import WEIGHT_PARAMETERIZATIONS
+from mel_tf.config import UPSAMPLINGS, WEIGHT_PARAMETERIZATIONS
 
 
 def equalized_scale(fan_in: int, gain: float) -> float:
@@ -448,7 +448,7 @@ class Upsample2x(keras.layers.Layer):
 
     def __init__(self, mode: str = "nearest", **kwargs):
         super().__init__(**kwargs)
-        if mode not in ("nearest", "bilinear"):
+        if mode not in UPSAMPLINGS:
             raise ValueError(f"mode must be nearest or bilinear, got {mode!r}")
         self.mode = mode
 
