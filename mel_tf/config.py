@@ -353,6 +353,9 @@ class TrainConfig:
     stable_images: int = setting(60_000, "Images shown in a stable phase.")
     stable_every_resolution: bool = setting(False, "A stable phase after every fade (the "
                                             "paper), not only at 4x4 and the target.")
+    phase_images: Tuple[Tuple[int, int], ...] = setting(
+        (), "Per-resolution images per phase (its fade and any stable phase), e.g. "
+        "128:120000,256:120000.", codec=BATCH_MAP)
     batch_size: int = setting(8, "Minibatch size (global, over all replicas).")
     batch_sizes: Tuple[Tuple[int, int], ...] = setting(
         (), "Per-resolution batch sizes, e.g. 4:64,8:64,16:32.", codec=BATCH_MAP)

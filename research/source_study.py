@@ -15,7 +15,7 @@ of its PGGAN_train.py (research/source_parity.py's SourceRun, which mirrors
 it); "mel_tf" is mel_tf's seed preset at full width trained by
 mel_tf.training.train with contrast augmentation off, as the source's code has
 none. --preset, --width, --min_channels, --widen_to_floor, --upsampling, --learning_rates,
---fade_steps, --stable_steps, --ema_decay, --final_lr and --fade_real_images try
+--fade_steps, --stable_steps, --phase_steps, --ema_decay, --final_lr and --fade_real_images try
 other mel_tf configurations on the same budget (the run's name then says which).
 Each run's EMA generator makes --num_images icons from the same latents
 (mel_tf.deploy.seeds.latents_for_seed), scored with mel_tf.metrics against the
@@ -67,6 +67,8 @@ flags.DEFINE_integer("fade_steps", None, "mel_tf's iterations per fade (default 
 flags.DEFINE_integer("stable_steps", None, "mel_tf's iterations per stable phase (4x4 and the "
                      "last; default --res_step). Equal budget: 3 fades + 2 stable = 5 x --res_step "
                      "at 32x32.")
+flags.DEFINE_string("phase_steps", "", "mel_tf's iterations per phase at some resolutions, "
+                    "e.g. 64:2000,128:2000 (TrainConfig.phase_images).")
 flags.DEFINE_float("ema_decay", None, "mel_tf's generator EMA decay (default the TrainConfig's).")
 flags.DEFINE_string("learning_rates", "", "mel_tf's per-resolution learning rates, e.g. "
                     "256:2e-4 (TrainConfig.learning_rates; default: 5e-4 throughout).")
@@ -126,7 +128,7 @@ def study_icons():
 def stage_generator(generator, step):
     """Sets `generator` to the stage and a the schedule has reached after `step`
     iterations; returns (resolution, a)."""
-    resolution, alpha = stage_at(step, stage_count())
+    resolution, alpha = stage_at(step)
     generator.set_stage(resolution, alpha < 1.0)
     generator.set_alpha(alpha)
     return resolution, alpha
@@ -137,15 +139,39 @@ def stage_count() -> int:
     return int(math.log2(F.resolution)) - 1
 
 
-def stage_at(step, stages):
-    """(resolution, a) of the networks after `step` iterations of the schedule:
-    4x4 stable, one fade per resolution, then the last resolution stable; a is
+def study_schedule():
+    """The run's schedule as mel_tf states it: 4x4 stable, one fade per resolution,
+    then the last resolution stable, --res_step iterations each unless mel_tf's
+    flags change a phase's length (the source's runs always have --res_step)."""
+    from mel_tf.training.schedule import Schedule
+
+    s = mel_tf_settings() if F.system == "mel_tf" else {
+        "fade_steps": F.res_step, "stable_steps": F.res_step, "phase_steps": ""}
+    return Schedule.progressive(
+        resolution=F.resolution, fade_images=s["fade_steps"] * BATCH,
+        stable_images=s["stable_steps"] * BATCH, stable_every_resolution=False,
+        batch_size=BATCH, learning_rate=1.0,    # unused: the study reads stages and lengths
+        phase_images=dict(phase_images(s)))
+
+
+def phase_images(settings) -> tuple:
+    """TrainConfig.phase_images of the settings' --phase_steps."""
+    from mel_tf.config import BATCH_MAP
+    return tuple((r, n * BATCH) for r, n in BATCH_MAP.parse(settings["phase_steps"]))
+
+
+def stage_at(step):
+    """(resolution, a) of the networks after `step` iterations of the schedule; a is
     the fraction of a fade done (1 outside fades and at a fade's end)."""
-    phase = max(step - 1, 0) // F.res_step
-    layer = min(phase, stages - 1)
-    fading = 1 <= phase <= stages - 1
-    alpha = (step - phase * F.res_step) / F.res_step if fading else 1.0
-    return 4 * 2 ** layer, alpha
+    schedule, images = study_schedule(), step * BATCH
+    index = schedule.locate(max(images - 1, 0)).phase_index
+    return schedule.phases[index].resolution, schedule.alpha(index, images)
+
+
+def phase_end(step) -> bool:
+    """Whether `step` iterations end a phase of the schedule."""
+    schedule = study_schedule()
+    return step * BATCH in {schedule.phase_end(i) for i in range(len(schedule.phases))}
 
 
 class Timeline:
@@ -155,8 +181,8 @@ class Timeline:
     scored. A resumed run drops the lines after its checkpoint and counts on from
     the clock there, so a killed run's lost work is not counted twice."""
 
-    def __init__(self, path, scorer, stages):
-        self.path, self.scorer, self.stages = path, scorer, stages
+    def __init__(self, path, scorer):
+        self.path, self.scorer = path, scorer
         self.wall = self.cpu = 0.0
 
     def resume(self, step):
@@ -172,7 +198,7 @@ class Timeline:
         self.t0, self.c0 = time.time(), time.process_time()
 
     def due(self, step):
-        return step % F.checkpoint_every == 0 or step % F.res_step == 0
+        return step % F.checkpoint_every == 0 or phase_end(step)
 
     def mark(self, step, generate):
         """Records `step` (a checkpoint); scores `generate(latents)` -> uint8 icons
@@ -182,8 +208,8 @@ class Timeline:
         # Threads per line: a run resumed with another --threads says which part had which.
         row = {"step": step, "images": step * BATCH, "train_seconds": round(self.wall, 2),
                "cpu_seconds": round(self.cpu, 2), "threads": F.threads}
-        resolution, alpha = stage_at(step, self.stages)
-        scored = step % F.res_step == 0 or (
+        resolution, alpha = stage_at(step)
+        scored = phase_end(step) or (
             F.eval_every and step % F.eval_every == 0 and resolution >= F.eval_from)
         if scored and resolution >= 8:
             row.update(resolution=resolution, alpha=alpha, **self.scorer(generate, resolution))
@@ -255,7 +281,7 @@ def train_source(training, logdir, stages):
         run.load_state(state)
         start = state["step"]
         logging.info("Resuming the source's run from %s at iteration %d", path, start)
-    timeline = Timeline(os.path.join(logdir, "timeline.jsonl"), scorer(training, 8192), stages)
+    timeline = Timeline(os.path.join(logdir, "timeline.jsonl"), scorer(training, 8192))
     timeline.resume(start)
 
     def generate_at(res):
@@ -318,7 +344,7 @@ def mel_tf_settings() -> dict:
             "fade_steps": F.fade_steps or F.res_step,
             "stable_steps": F.stable_steps or F.res_step, "ema_decay": F.ema_decay,
             "final_lr": F.final_lr, "fade_real_images": F.fade_real_images,
-            "learning_rates": F.learning_rates}
+            "learning_rates": F.learning_rates, "phase_steps": F.phase_steps}
 
 
 def runs_folder() -> str:
@@ -347,7 +373,7 @@ def timeline_callback(timeline, net):
         def on_train_batch_end(self, batch, logs=None):
             self.step += 1
             if timeline.due(self.step) or self.model.stop_training:
-                _, alpha = stage_at(self.step, timeline.stages)
+                _, alpha = stage_at(self.step)
                 generator = self.model.generator_ema
                 generator.set_alpha(alpha)     # the Fade callback sets it again before a step
                 timeline.mark(self.step, lambda z: generate_uint8(generator, z, net))
@@ -368,11 +394,12 @@ def train_mel_tf(training, logdir, stages):
     cfg = TrainConfig(seed=F.seed, fade_images=s["fade_steps"] * BATCH,
                       stable_images=s["stable_steps"] * BATCH, batch_size=BATCH, contrast=False,
                       final_learning_rate=s["final_lr"], fade_real_images=s["fade_real_images"],
-                      learning_rates=RATE_MAP.parse(s["learning_rates"]))
+                      learning_rates=RATE_MAP.parse(s["learning_rates"]),
+                      phase_images=phase_images(s))
     if s["ema_decay"] is not None:
         cfg = cfg.replace(ema_decay=s["ema_decay"])
     timeline = Timeline(os.path.join(logdir, "timeline.jsonl"),
-                        scorer(training, net.latent_dim), stages)
+                        scorer(training, net.latent_dim))
     extra = [source_init_callback(stages)] if F.source_init else []
     if s["widen_to_floor"]:
         from research.paired_init import paired_init_callback
@@ -417,6 +444,8 @@ def system_name() -> str:
         name += f"_finallr{s['final_lr']:g}"
     if s["learning_rates"]:
         name += "_lr" + s["learning_rates"].replace(":", "-").replace(",", "_")
+    if s["phase_steps"]:
+        name += "_ph" + s["phase_steps"].replace(":", "-").replace(",", "_")
     return name + ("_fadereal" if s["fade_real_images"] else "")
 
 
@@ -537,6 +566,8 @@ def train_run(training):
     if F.system == "source":
         if not F.source:
             raise app.UsageError("--system=source needs --source")
+        if F.phase_steps:
+            raise app.UsageError("--phase_steps is mel_tf's; the source's phases are --res_step")
         generate, shown, latent_dim = train_source(training, logdir, stages)
     else:
         if F.source_init and not F.source:

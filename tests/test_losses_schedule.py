@@ -69,6 +69,24 @@ def test_seed_schedule_phases():
     assert [p.learning_rate for p in s.phases] == [5e-4] * 4 + [1e-4]
 
 
+def test_phase_images_per_resolution_lengthen_only_those_phases():
+    s = Schedule.progressive(resolution=16, fade_images=100, stable_images=40,
+                             stable_every_resolution=False, batch_size=8, learning_rate=5e-4,
+                             phase_images={16: 300})
+    assert [(p.name, p.images) for p in s.phases] == [("4x4 stable", 40), ("8x8 fade", 100),
+                                                      ("16x16 fade", 300), ("16x16 stable", 300)]
+    assert s.total_images == 740
+    assert s.locate(140 + 150).alpha == pytest.approx(0.5)
+    tc = TrainConfig(fade_images=16, stable_images=8, phase_images=((8, 24),))
+    assert [p.images for p in schedule_for(preset("seed", 8), tc).phases] == [8, 24, 24]
+    with pytest.raises(ValueError, match="positive"):
+        Schedule.progressive(resolution=8, fade_images=10, stable_images=10,
+                             stable_every_resolution=False, batch_size=8, learning_rate=1e-3,
+                             phase_images={8: 0})
+    with pytest.raises(ValueError, match="not one of"):
+        schedule_for(preset("seed", 8), TrainConfig(phase_images=((16, 8),)))
+
+
 def test_paper_schedule_has_a_stable_phase_per_resolution():
     s = Schedule.progressive(resolution=16, fade_images=10, stable_images=20,
                              stable_every_resolution=True, batch_size=8, learning_rate=1e-3,

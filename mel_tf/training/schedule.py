@@ -55,18 +55,22 @@ class Schedule:
                     stable_every_resolution: bool, batch_size: int,
                     learning_rate: float, batch_sizes: Optional[Mapping[int, int]] = None,
                     learning_rates: Optional[Mapping[int, float]] = None,
-                    final_learning_rate: Optional[float] = None) -> "Schedule":
+                    final_learning_rate: Optional[float] = None,
+                    phase_images: Optional[Mapping[int, int]] = None) -> "Schedule":
         if fade_images <= 0 or stable_images < 0:
             raise ValueError("fade_images must be positive and stable_images non-negative")
         batch_sizes = dict(batch_sizes or {})
         learning_rates = dict(learning_rates or {})
+        phase_images = dict(phase_images or {})
+        if any(n <= 0 for n in phase_images.values()):
+            raise ValueError(f"images per phase must be positive, got {phase_images}")
         resolutions = resolutions_up_to(resolution)
-        for r in list(batch_sizes) + list(learning_rates):
+        for r in list(batch_sizes) + list(learning_rates) + list(phase_images):
             if r not in resolutions:
                 raise ValueError(f"per-resolution setting for {r}, which is not one of {resolutions}")
 
         def phase(r, fading, images):
-            return Phase(r, fading, images, batch_sizes.get(r, batch_size),
+            return Phase(r, fading, phase_images.get(r, images), batch_sizes.get(r, batch_size),
                          learning_rates.get(r, learning_rate))
 
         phases = []
@@ -109,4 +113,5 @@ def schedule_for(net_cfg, train_cfg) -> Schedule:
         stable_every_resolution=train_cfg.stable_every_resolution,
         batch_size=train_cfg.batch_size, learning_rate=train_cfg.learning_rate,
         batch_sizes=dict(train_cfg.batch_sizes), learning_rates=dict(train_cfg.learning_rates),
-        final_learning_rate=train_cfg.final_learning_rate)
+        final_learning_rate=train_cfg.final_learning_rate,
+        phase_images=dict(train_cfg.phase_images))
