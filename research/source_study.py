@@ -55,11 +55,12 @@ flags.DEFINE_bool("widen_to_floor", False, "mel_tf's floor also widens layers na
                   "full width (NetworkConfig.widen_to_floor). The initial weights are the "
                   "unwidened networks' draw for --seed wherever a weight keeps its shape, so "
                   "the run pairs with the one without this flag.")
-flags.DEFINE_string("start_from", None, "A new mel_tf run starts as a copy of this run "
-                    "directory (its checkpoint, timeline and samples: a twin saved at a phase "
-                    "end) and goes on with this run's training settings, the changes logged "
-                    "in its changes.log: A/Bs of the late phases from one shared state.")
-flags.DEFINE_integer("stop_at", None, "mel_tf stops after this step with a checkpoint, its "
+flags.DEFINE_string("start_from", None, "A new run starts as a copy of this run directory "
+                    "(its checkpoint, timeline and samples: a twin saved at a phase end). "
+                    "mel_tf goes on with this run's training settings, the changes logged in "
+                    "its changes.log: A/Bs of the late phases from one shared state. The "
+                    "source goes on to --resolution: a 128x128 run's state grown to 256x256.")
+flags.DEFINE_integer("stop_at", None, "A run stops after this step with a checkpoint, its "
                      "score at a phase end included: the saved state for --start_from.")
 flags.DEFINE_enum("upsampling", "nearest", list(UPSAMPLINGS), "mel_tf's upsampling in G "
                   "(NetworkConfig.upsampling).")
@@ -305,10 +306,12 @@ def train_source(training, logdir, stages):
             if it % 500 == 0:
                 logging.info("source it %d res %.3f lossG %.4f lossD %.4f", it, res, *losses)
             step = it + 1
-            if timeline.due(step) or stop.signal:
+            if timeline.due(step) or stop.signal or step == F.stop_at:
                 torch.save({**run.state(), "step": step}, path + ".tmp")
                 os.replace(path + ".tmp", path)
                 timeline.mark(step, generate_at(min(step / F.res_step, float(stages))))
+            if step == F.stop_at:
+                raise SystemExit(saved_at(logdir))
             if stop.signal:
                 raise SystemExit(f"{logdir}: stopped at iteration {step}; run again to resume")
     return generate_at(float(stages)), total * BATCH, 8192
@@ -404,8 +407,6 @@ def train_mel_tf(training, logdir, stages):
     if s["widen_to_floor"]:
         from research.paired_init import paired_init_callback
         extra.append(paired_init_callback(net.replace(widen_to_floor=False), cfg))
-    if F.start_from and not os.path.exists(os.path.join(logdir, "config.json")):
-        shutil.copytree(F.start_from, logdir, dirs_exist_ok=True)
     status = train(net, cfg, training, logdir,
                    records=Records(allow_config_change=bool(F.start_from)),
                    options=LoopOptions(progress=False, sample_every_images=0, metrics_images=0,
@@ -413,8 +414,7 @@ def train_mel_tf(training, logdir, stages):
                                        stop_after_steps=F.stop_at),
                    callbacks=extra + [timeline_callback(timeline, net)])
     if not status["done"] and status["step"] == F.stop_at:
-        raise SystemExit(f"{logdir}: saved at step {F.stop_at}; --start_from={logdir} goes on "
-                         "from there")
+        raise SystemExit(saved_at(logdir))
     if not status["done"]:
         raise SystemExit(f"{logdir}: stopped by {status['stopped']}; run again to resume")
     generator, _, _, shown = load_ema_generator(logdir)
@@ -422,10 +422,15 @@ def train_mel_tf(training, logdir, stages):
     return (lambda z: generate_uint8(generator, z, net)), shown, net.latent_dim
 
 
+def saved_at(logdir) -> str:
+    """What a run stopped by --stop_at says."""
+    return f"{logdir}: saved at step {F.stop_at}; --start_from={logdir} goes on from there"
+
+
 def system_name() -> str:
     """The run's system: "source", "mel_tf", or mel_tf with what its flags change."""
     if F.system == "source":
-        return "source"
+        return "source" + (f"_{F.resolution}_forked" if F.start_from else "")
     name = "mel_tf" + ("_source_init" if F.source_init else "")
     s = mel_tf_settings()
     if (s["preset"], s["width"]) != ("seed", 1.0):
@@ -559,6 +564,8 @@ def train_run(training):
     system = system_name()
     logdir = run_dir(system)
     os.makedirs(logdir, exist_ok=True)
+    if F.start_from and not os.listdir(logdir):
+        shutil.copytree(F.start_from, logdir, dirs_exist_ok=True)
     os.makedirs(F.out, exist_ok=True)          # grids and results.json go there at the end
     stages = stage_count()
     if F.eval_every % F.checkpoint_every:
