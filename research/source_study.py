@@ -26,6 +26,7 @@ several processes can share OUT.
 
 from __future__ import annotations
 
+import functools
 import glob
 import json
 import logging
@@ -140,25 +141,20 @@ def stage_count() -> int:
     return int(math.log2(F.resolution)) - 1
 
 
+@functools.lru_cache(maxsize=1)
 def study_schedule():
-    """The run's schedule as mel_tf states it: 4x4 stable, one fade per resolution,
-    then the last resolution stable, --res_step iterations each unless mel_tf's
-    flags change a phase's length (the source's runs always have --res_step)."""
-    from mel_tf.training.schedule import Schedule
+    """The run's schedule: 4x4 stable, one fade per resolution, then the last
+    resolution stable, --res_step iterations each unless mel_tf's flags change a
+    phase's length. The source's is the seed preset's at full width, which trains
+    like the source step for step."""
+    from mel_tf.config import TrainConfig, source_networks
+    from mel_tf.training.schedule import schedule_for
 
-    s = mel_tf_settings() if F.system == "mel_tf" else {
-        "fade_steps": F.res_step, "stable_steps": F.res_step, "phase_steps": ""}
-    return Schedule.progressive(
-        resolution=F.resolution, fade_images=s["fade_steps"] * BATCH,
-        stable_images=s["stable_steps"] * BATCH, stable_every_resolution=False,
-        batch_size=BATCH, learning_rate=1.0,    # unused: the study reads stages and lengths
-        phase_images=dict(phase_images(s)))
-
-
-def phase_images(settings) -> tuple:
-    """TrainConfig.phase_images of the settings' --phase_steps."""
-    from mel_tf.config import BATCH_MAP
-    return tuple((r, n * BATCH) for r, n in BATCH_MAP.parse(settings["phase_steps"]))
+    if F.system == "mel_tf":
+        return schedule_for(*mel_tf_configs())
+    images = F.res_step * BATCH
+    return schedule_for(source_networks(F.resolution),
+                        TrainConfig(fade_images=images, stable_images=images, batch_size=BATCH))
 
 
 def stage_at(step):
@@ -383,13 +379,9 @@ def timeline_callback(timeline, net):
     return TimelineMarks()
 
 
-def train_mel_tf(training, logdir, stages):
-    """mel_tf's --preset on the same schedule, checkpointed like the source's run;
-    returns (generate, images shown, latent size)."""
-    from mel_tf.config import RATE_MAP, LoopOptions, TrainConfig, preset
-    from mel_tf.training.evaluation import generate_uint8
-    from mel_tf.training.rundir import Records, load_ema_generator
-    from mel_tf.training.loop import train
+def mel_tf_configs():
+    """(NetworkConfig, TrainConfig) of the flags' mel_tf run."""
+    from mel_tf.config import BATCH_MAP, RATE_MAP, TrainConfig, preset
 
     s = mel_tf_settings()
     net = preset(s["preset"], F.resolution, s["width"], min_channels=s["min_channels"],
@@ -398,9 +390,23 @@ def train_mel_tf(training, logdir, stages):
                       stable_images=s["stable_steps"] * BATCH, batch_size=BATCH, contrast=False,
                       final_learning_rate=s["final_lr"], fade_real_images=s["fade_real_images"],
                       learning_rates=RATE_MAP.parse(s["learning_rates"]),
-                      phase_images=phase_images(s))
+                      phase_images=tuple((r, n * BATCH)
+                                         for r, n in BATCH_MAP.parse(s["phase_steps"])))
     if s["ema_decay"] is not None:
         cfg = cfg.replace(ema_decay=s["ema_decay"])
+    return net, cfg
+
+
+def train_mel_tf(training, logdir, stages):
+    """mel_tf's --preset on the same schedule, checkpointed like the source's run;
+    returns (generate, images shown, latent size)."""
+    from mel_tf.config import LoopOptions
+    from mel_tf.training.evaluation import generate_uint8
+    from mel_tf.training.rundir import Records, load_ema_generator
+    from mel_tf.training.loop import train
+
+    s = mel_tf_settings()
+    net, cfg = mel_tf_configs()
     timeline = Timeline(os.path.join(logdir, "timeline.jsonl"),
                         scorer(training, net.latent_dim))
     extra = [source_init_callback(stages)] if F.source_init else []
