@@ -5,8 +5,8 @@ scores (the same icons, latents, SWD levels and MS-SSIM).
 
 The EMA only averages the generator's weights for sampling; it never feeds back into
 training. So one run's checkpoint answers how its samples would score with no EMA,
-without training again. Each run is read at its newest checkpoint, at the stage the
-study's schedule (--res_step) has reached there.
+without training again. Each run is read at its newest checkpoint, at the stage its
+own schedule (its config.json) has reached there.
 """
 
 from __future__ import annotations
@@ -24,31 +24,32 @@ F = flags.FLAGS
 
 
 def generators(logdir):
-    """(raw, EMA) generators of the run's newest checkpoint, its config and step."""
+    """(raw, EMA) generators of the run's newest checkpoint, its configs and step."""
     import tensorflow as tf
 
     from mel_tf.training import rundir
     from mel_tf.training.networks import Generator
 
-    net, _ = rundir.read_config(logdir)
+    net, train_cfg = rundir.read_config(logdir)
     raw = Generator(net, name="generator")
     ema = Generator(net, name="generator_ema")
     state = rundir.RunState()
     path = rundir.latest_checkpoint(logdir)
     tf.train.Checkpoint(generator=raw, generator_ema=ema, state=state).restore(
         path).expect_partial().assert_existing_objects_matched()
-    return raw, ema, net, int(state.step.numpy())
+    return raw, ema, net, train_cfg, int(state.step.numpy())
 
 
 def probe(scorers, logdir) -> dict:
     """Both generators' scores; `scorers(latent_dim)` gives the study's scorer."""
     from mel_tf.training.evaluation import generate_uint8
 
-    raw, ema, net, step = generators(logdir)
+    raw, ema, net, train_cfg, step = generators(logdir)
     score = scorers(net.latent_dim)
     row = {"logdir": logdir, "step": step, "images": step * study.BATCH}
     for name, generator in (("raw", raw), ("ema", ema)):
-        resolution, alpha = study.stage_generator(generator, step)
+        resolution, alpha = study.stage_generator(generator, net, train_cfg,
+                                                  step * study.BATCH)
         row[name] = score(lambda z: generate_uint8(generator, z, net), resolution)
     row.update(resolution=resolution, alpha=alpha)
     return row

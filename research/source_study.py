@@ -127,10 +127,13 @@ def study_icons():
     return data_lib.open_dataset(dataset="twemoji_faces", max_resolution=F.resolution)
 
 
-def stage_generator(generator, step):
-    """Sets `generator` to the stage and a the schedule has reached after `step`
-    iterations; returns (resolution, a)."""
-    resolution, alpha = stage_at(step)
+def stage_generator(generator, net_cfg, train_cfg, images):
+    """Sets `generator` to the stage and a that a run of these configs has reached
+    after `images` images (a run's own configs, whatever the study's flags say);
+    returns (resolution, a)."""
+    from mel_tf.training.schedule import schedule_for
+
+    resolution, alpha = stage_of(schedule_for(net_cfg, train_cfg), images)
     generator.set_stage(resolution, alpha < 1.0)
     generator.set_alpha(alpha)
     return resolution, alpha
@@ -157,12 +160,16 @@ def study_schedule():
                         TrainConfig(fade_images=images, stable_images=images, batch_size=BATCH))
 
 
-def stage_at(step):
-    """(resolution, a) of the networks after `step` iterations of the schedule; a is
-    the fraction of a fade done (1 outside fades and at a fade's end)."""
-    schedule, images = study_schedule(), step * BATCH
+def stage_of(schedule, images):
+    """(resolution, a) of the networks after `images` images of `schedule`; a is the
+    fraction of a fade done (1 outside fades and at a fade's end)."""
     index = schedule.locate(max(images - 1, 0)).phase_index
     return schedule.phases[index].resolution, schedule.alpha(index, images)
+
+
+def stage_at(step):
+    """(resolution, a) after `step` iterations of this run's schedule."""
+    return stage_of(study_schedule(), step * BATCH)
 
 
 def phase_end(step) -> bool:

@@ -5,7 +5,7 @@
 The study's finest SWD level cannot tell missing detail (blur) from added detail
 (streaks): both move the high-pass patches away from the reals'. The spectrum can.
 Each run's EMA generator draws --num_images icons from the study's latents at its
-newest checkpoint, at the stage the schedule (--res_step) has reached there; the
+newest checkpoint, at the stage its own schedule (its config.json) has reached there; the
 reals are the training icons at that resolution. Per set, the shares of its power
 spectrum in bands of frequency and its variance (research/spectrum.py); the generated
 figures are also given as a multiple of the reals'.
@@ -44,9 +44,9 @@ def probe(training, real_shares, logdir) -> dict:
     from mel_tf.training.evaluation import generate_uint8
     from mel_tf.training.rundir import load_ema_generator
 
-    generator, net, _, shown = load_ema_generator(logdir)
+    generator, net, train_cfg, shown = load_ema_generator(logdir)
     step = shown // study.BATCH
-    _, alpha = study.stage_generator(generator, step)
+    _, alpha = study.stage_generator(generator, net, train_cfg, shown)
     n = min(F.num_images, len(training))
     fake = generate_uint8(generator, latents_for_seed(0, n, net.latent_dim), net)
     return compared(real_shares, logdir, fake, step=step, images=shown, alpha=alpha)
