@@ -14,9 +14,10 @@ zassou65535/image_generator_2) and gradient penalty, trained by the loop body
 of its PGGAN_train.py (research/source_parity.py's SourceRun, which mirrors
 it); "mel_tf" is mel_tf's seed preset at full width trained by
 mel_tf.training.train with contrast augmentation off, as the source's code has
-none. --preset, --width, --min_channels, --widen_to_floor, --upsampling, --learning_rates,
---fade_steps, --stable_steps, --phase_steps, --ema_decay, --final_lr and --fade_real_images try
-other mel_tf configurations on the same budget (the run's name then says which).
+none. --preset, --width, --min_channels, --widen_to_floor, --upsampling,
+--mbstd_group_size, --learning_rates, --fade_steps, --stable_steps, --phase_steps,
+--ema_decay, --final_lr and --fade_real_images try other mel_tf configurations on the
+same budget (the run's name then says which).
 Each run's EMA generator makes --num_images icons from the same latents
 (mel_tf.deploy.seeds.latents_for_seed), scored with mel_tf.metrics against the
 same real icons. A run leaves OUT/runs/<system>_seed<seed>/row.json and
@@ -65,6 +66,8 @@ flags.DEFINE_integer("stop_at", None, "A run stops after this step with a checkp
                      "score at a phase end included: the saved state for --start_from.")
 flags.DEFINE_enum("upsampling", "nearest", list(UPSAMPLINGS), "mel_tf's upsampling in G "
                   "(NetworkConfig.upsampling).")
+flags.DEFINE_integer("mbstd_group_size", 0, "mel_tf's MiniBatchStd group (NetworkConfig."
+                     "mbstd_group_size; 0, the source's: the whole batch).")
 flags.DEFINE_integer("fade_steps", None, "mel_tf's iterations per fade (default --res_step).")
 flags.DEFINE_integer("stable_steps", None, "mel_tf's iterations per stable phase (4x4 and the "
                      "last; default --res_step). Equal budget: 3 fades + 2 stable = 5 x --res_step "
@@ -347,6 +350,7 @@ def mel_tf_settings() -> dict:
     """mel_tf's training settings from the flags, defaults filled in (stated once here)."""
     return {"preset": F.preset, "width": F.width, "min_channels": F.min_channels,
             "widen_to_floor": F.widen_to_floor, "upsampling": F.upsampling,
+            "mbstd_group_size": F.mbstd_group_size,
             "fade_steps": F.fade_steps or F.res_step,
             "stable_steps": F.stable_steps or F.res_step, "ema_decay": F.ema_decay,
             "final_lr": F.final_lr, "fade_real_images": F.fade_real_images,
@@ -392,7 +396,8 @@ def mel_tf_configs():
 
     s = mel_tf_settings()
     net = preset(s["preset"], F.resolution, s["width"], min_channels=s["min_channels"],
-                 widen_to_floor=s["widen_to_floor"], upsampling=s["upsampling"])
+                 widen_to_floor=s["widen_to_floor"], upsampling=s["upsampling"],
+                 mbstd_group_size=s["mbstd_group_size"])
     cfg = TrainConfig(seed=F.seed, fade_images=s["fade_steps"] * BATCH,
                       stable_images=s["stable_steps"] * BATCH, batch_size=BATCH, contrast=False,
                       final_learning_rate=s["final_lr"], fade_real_images=s["fade_real_images"],
@@ -452,6 +457,8 @@ def system_name() -> str:
         name += f"_min{s['min_channels']}"
     if s["widen_to_floor"]:
         name += "_widen"
+    if s["mbstd_group_size"]:
+        name += f"_mbstd{s['mbstd_group_size']}"
     if s["upsampling"] != "nearest":
         name += f"_{s['upsampling']}"
     if (s["fade_steps"], s["stable_steps"]) != (F.res_step, F.res_step):
