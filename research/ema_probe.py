@@ -24,7 +24,8 @@ F = flags.FLAGS
 
 
 def generators(logdir):
-    """(raw, EMA) generators of the run's newest checkpoint, its configs and step."""
+    """(raw, EMA) generators of the run's newest checkpoint, its configs, step and
+    images shown."""
     import tensorflow as tf
 
     from mel_tf.training import rundir
@@ -37,19 +38,18 @@ def generators(logdir):
     path = rundir.latest_checkpoint(logdir)
     tf.train.Checkpoint(generator=raw, generator_ema=ema, state=state).restore(
         path).expect_partial().assert_existing_objects_matched()
-    return raw, ema, net, train_cfg, int(state.step.numpy())
+    return raw, ema, net, train_cfg, int(state.step.numpy()), int(state.images_shown.numpy())
 
 
 def probe(scorers, logdir) -> dict:
     """Both generators' scores; `scorers(latent_dim)` gives the study's scorer."""
     from mel_tf.training.evaluation import generate_uint8
 
-    raw, ema, net, train_cfg, step = generators(logdir)
+    raw, ema, net, train_cfg, step, shown = generators(logdir)
     score = scorers(net.latent_dim)
-    row = {"logdir": logdir, "step": step, "images": step * study.BATCH}
+    row = {"logdir": logdir, "step": step, "images": shown}
     for name, generator in (("raw", raw), ("ema", ema)):
-        resolution, alpha = study.stage_generator(generator, net, train_cfg,
-                                                  step * study.BATCH)
+        resolution, alpha = study.stage_generator(generator, net, train_cfg, shown)
         row[name] = score(lambda z: generate_uint8(generator, z, net), resolution)
     row.update(resolution=resolution, alpha=alpha)
     return row

@@ -175,10 +175,16 @@ def stage_at(step):
     return stage_of(study_schedule(), step * BATCH)
 
 
-def phase_end(step) -> bool:
-    """Whether `step` iterations end a phase of the schedule."""
+@functools.lru_cache(maxsize=1)
+def phase_ends() -> frozenset:
+    """The images shown at the end of each phase of this run's schedule."""
     schedule = study_schedule()
-    return step * BATCH in {schedule.phase_end(i) for i in range(len(schedule.phases))}
+    return frozenset(schedule.phase_end(i) for i in range(len(schedule.phases)))
+
+
+def phase_end(step) -> bool:
+    """Whether `step` iterations end a phase of the schedule (asked at every step)."""
+    return step * BATCH in phase_ends()
 
 
 class Timeline:
@@ -579,8 +585,23 @@ def paired_table(rows) -> str:
     return "\n".join(lines)
 
 
+def check_flags():
+    """A UsageError for flags that do not go together, before anything is written."""
+    if F.eval_every % F.checkpoint_every:
+        raise app.UsageError("--eval_every must be a multiple of --checkpoint_every")
+    if F.system == "source" and not F.source:
+        raise app.UsageError("--system=source needs --source")
+    if F.system == "source" and F.phase_steps:
+        raise app.UsageError("--phase_steps is mel_tf's; the source's phases are --res_step")
+    if F.system == "mel_tf" and F.source_init and not F.source:
+        raise app.UsageError("--source_init needs --source")
+    if F.system == "mel_tf" and F.source_init and (F.preset, F.width) != ("seed", 1.0):
+        raise app.UsageError("--source_init needs the seed preset at width 1")
+
+
 def train_run(training):
     """Trains the flags' system; returns (its name, generate, images shown, latent size)."""
+    check_flags()
     system = system_name()
     logdir = run_dir(system)
     os.makedirs(logdir, exist_ok=True)
@@ -588,19 +609,9 @@ def train_run(training):
         shutil.copytree(F.start_from, logdir, dirs_exist_ok=True)
     os.makedirs(F.out, exist_ok=True)          # grids and results.json go there at the end
     stages = stage_count()
-    if F.eval_every % F.checkpoint_every:
-        raise app.UsageError("--eval_every must be a multiple of --checkpoint_every")
     if F.system == "source":
-        if not F.source:
-            raise app.UsageError("--system=source needs --source")
-        if F.phase_steps:
-            raise app.UsageError("--phase_steps is mel_tf's; the source's phases are --res_step")
         generate, shown, latent_dim = train_source(training, logdir, stages)
     else:
-        if F.source_init and not F.source:
-            raise app.UsageError("--source_init needs --source")
-        if F.source_init and (F.preset, F.width) != ("seed", 1.0):
-            raise app.UsageError("--source_init needs the seed preset at width 1")
         generate, shown, latent_dim = train_mel_tf(training, logdir, stages)
     return system, generate, shown, latent_dim
 
