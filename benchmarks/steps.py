@@ -13,17 +13,18 @@ def timed_networks(resolution, width, preset_name="seed", **network) -> NetworkC
     return preset(preset_name, resolution, width, **{**own, **network})
 
 
-def mel_tf_step(resolution, width, jit_compile=True, **network):
+def mel_tf_step(resolution, width, jit_compile=True, dtype_policy="float32", **network):
     """A function that runs one mel_tf training iteration at the stage, and its
     NetworkConfig (`timed_networks` with `network`'s fields); `jit_compile` False runs
-    the step as a TensorFlow graph (oneDNN's kernels) instead of one XLA executable."""
+    the step as a TensorFlow graph (oneDNN's kernels) instead of one XLA executable;
+    `dtype_policy` is the layers' Keras policy (Execution.dtype_policy)."""
     import numpy as np
     import tensorflow as tf
 
     from mel_tf.training.progan import ProGAN, step_noise
 
     net, tc = timed_networks(resolution, width, **network), TrainConfig(batch_size=BATCH)
-    model = ProGAN(net, tc)
+    model = ProGAN(net, tc, dtype_policy=dtype_policy)
     model.set_stage(resolution, resolution > 4)
     model.set_alpha(0.5)
     step_fn = tf.function(model.train_step, jit_compile=jit_compile, autograph=False)
@@ -41,10 +42,10 @@ def mel_tf_step(resolution, width, jit_compile=True, **network):
 
 
 def time_versions(resolution, widths, versions, rounds, per_round, warmup):
-    """Two versions of the step ({name: mel_tf_step keywords}, the baseline first) at
-    each width, timed in alternating rounds (benchmarks.machine.interleaved): their
-    seconds, G's block channels, and "<second>_over_<first>_w<width>", the median of
-    the per-round ratios (above 1: the baseline is faster)."""
+    """Versions of the step ({name: mel_tf_step keywords}, the baseline first) at each
+    width, timed in alternating rounds (benchmarks.machine.interleaved): their seconds,
+    G's block channels, and for each other version "<it>_over_<first>_w<width>", the
+    median of the per-round ratios (above 1: the baseline is faster)."""
     from benchmarks.machine import interleaved, median_ratio, seconds_summary
 
     calls, channels = {}, {}
@@ -55,15 +56,16 @@ def time_versions(resolution, widths, versions, rounds, per_round, warmup):
     times = interleaved(calls, rounds, per_round, warmup=warmup)
     result = {"resolution": resolution, "g_block_channels": channels}
     result.update({name: seconds_summary(seconds) for name, seconds in times.items()})
-    base, other = versions
-    for width in widths:
-        result[f"{other}_over_{base}_w{width}"] = median_ratio(times[f"{other}_w{width}"],
-                                                               times[f"{base}_w{width}"])
+    base, *others = versions
+    for other in others:
+        for width in widths:
+            result[f"{other}_over_{base}_w{width}"] = median_ratio(times[f"{other}_w{width}"],
+                                                                   times[f"{base}_w{width}"])
     return result
 
 
 def define_ab_flags(resolutions: str, widths) -> None:
-    """The flags of a two-version A/B of the step (xla_ab, widen_ab)."""
+    """The flags of an A/B of versions of the step (xla_ab, widen_ab, precision_ab)."""
     from absl import flags
 
     flags.DEFINE_string("resolutions", resolutions, "Stage resolutions to time.")
@@ -77,7 +79,7 @@ def define_ab_flags(resolutions: str, widths) -> None:
 
 
 def ab_main(module: str, versions: dict):
-    """The absl main of `module`, an A/B of two versions of the step (time_versions),
+    """The absl main of `module`, an A/B of versions of the step (time_versions),
     each resolution in a fresh process (benchmarks.machine.per_resolution)."""
     from absl import flags
 

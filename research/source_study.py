@@ -16,7 +16,7 @@ it); "mel_tf" is mel_tf's seed preset at full width trained by
 mel_tf.training.train with contrast augmentation off, as the source's code has
 none. --preset, --width, --min_channels, --widen_to_floor, --upsampling,
 --mbstd_group_size, --learning_rates, --fade_steps, --stable_steps, --phase_steps,
---ema_decay, --final_lr and --fade_real_images try other mel_tf configurations on the
+--ema_decay, --final_lr, --gp_weight and --fade_real_images try other mel_tf configurations on the
 same budget (the run's name then says which).
 Each run's EMA generator makes --num_images icons from the same latents
 (mel_tf.deploy.seeds.latents_for_seed), scored with mel_tf.metrics against the
@@ -78,6 +78,8 @@ flags.DEFINE_float("ema_decay", None, "mel_tf's generator EMA decay (default the
 flags.DEFINE_string("learning_rates", "", "mel_tf's per-resolution learning rates, e.g. "
                     "256:2e-4 (TrainConfig.learning_rates; default: 5e-4 throughout).")
 flags.DEFINE_float("final_lr", None, "mel_tf's learning rate in the last phase (default: no drop).")
+flags.DEFINE_float("gp_weight", None, "mel_tf's gradient penalty weight (default the "
+                   "TrainConfig's, the source's 10).")
 flags.DEFINE_bool("fade_real_images", False, "mel_tf blends the reals during fades too (the paper).")
 flags.DEFINE_integer("num_images", 512, "Icons per set for the metrics.")
 flags.DEFINE_integer("holdout", 0, "Icons kept out of training (a fixed random choice), "
@@ -360,6 +362,7 @@ def mel_tf_settings() -> dict:
             "fade_steps": F.fade_steps or F.res_step,
             "stable_steps": F.stable_steps or F.res_step, "ema_decay": F.ema_decay,
             "final_lr": F.final_lr, "fade_real_images": F.fade_real_images,
+            "gp_weight": F.gp_weight,
             "learning_rates": F.learning_rates, "phase_steps": F.phase_steps}
 
 
@@ -412,6 +415,8 @@ def mel_tf_configs():
                                          for r, n in BATCH_MAP.parse(s["phase_steps"])))
     if s["ema_decay"] is not None:
         cfg = cfg.replace(ema_decay=s["ema_decay"])
+    if s["gp_weight"] is not None:
+        cfg = cfg.replace(gp_weight=s["gp_weight"])
     return net, cfg
 
 
@@ -473,6 +478,8 @@ def system_name() -> str:
         name += f"_ema{s['ema_decay']:g}"
     if s["final_lr"] is not None:
         name += f"_finallr{s['final_lr']:g}"
+    if s["gp_weight"] is not None:
+        name += f"_gp{s['gp_weight']:g}"
     if s["learning_rates"]:
         name += "_lr" + s["learning_rates"].replace(":", "-").replace(",", "_")
     if s["phase_steps"]:

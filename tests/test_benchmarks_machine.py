@@ -44,12 +44,14 @@ def test_time_versions_builds_each_version_and_reports_its_ratio_to_the_first():
     # At quarter width G's 4x4 block has 128 -> 64 channels; a floor of 256 that
     # widens layers above full width's makes it 256 -> 256. Graph mode: built sooner than XLA.
     versions = {"default": {"jit_compile": False},
-                "wide": {"jit_compile": False, "min_channels": 256, "widen_to_floor": True}}
+                "wide": {"jit_compile": False, "min_channels": 256, "widen_to_floor": True},
+                "bf16": {"jit_compile": False, "dtype_policy": "mixed_bfloat16"}}
     result = steps.time_versions(4, ["0.25"], versions, rounds=1, per_round=1, warmup=0)
     assert result["g_block_channels"] == {"default_w0.25": (128, 64),
-                                          "wide_w0.25": (256, 256)}
-    assert result["wide_over_default_w0.25"] == (result["wide_w0.25"]["median_s"]
-                                                 / result["default_w0.25"]["median_s"])
+                                          "wide_w0.25": (256, 256), "bf16_w0.25": (128, 64)}
+    for other in ("wide", "bf16"):
+        assert result[f"{other}_over_default_w0.25"] == (
+            result[f"{other}_w0.25"]["median_s"] / result["default_w0.25"]["median_s"])
 
 
 def test_benchmarks_time_the_sources_networks_at_full_width_and_the_defaults_below():
