@@ -15,6 +15,8 @@ OUT:
   MS-SSIM, each system's mean, each system's mean / the source's mean per level
   at that step (where both are at one resolution), and the reals' floor (the SWD
   of two disjoint halves of the real icons, mean of the floor file's splits);
+  then, for each other system, its ratios to the source at every step both
+  scored, fades included (each of its runs' SWD avg over the source's mean too);
   then the time to quality.
 * report.json: the same figures.
 * quality_vs_time.png: SWD avg (top row) and SWD at the finest level (bottom
@@ -152,6 +154,58 @@ def phase_end_table(end, source="source"):
     return "\n".join(lines)
 
 
+# ---- against the source at every scored step ---------------------------------------
+
+def versus_source(runs, system, source="source"):
+    """[{step, images, resolution, alpha, ratio: {level: mean / source mean}, per_run:
+    {name: SWD avg / source mean avg}, ms_ssim: (system's, source's, reals')}] at every
+    step where `system` and the source both scored at one resolution, by step."""
+    def at_steps(name):
+        rows = {}
+        for run in runs:
+            if run["system"] == name:
+                for row in scored(run):
+                    rows.setdefault((row["step"], row["resolution"]), {})[run["name"]] = row
+        return rows
+    mine, theirs = at_steps(system), at_steps(source)
+    lines = []
+    for key in sorted(mine.keys() & theirs.keys()):
+        own, base = mean_row(list(mine[key].values())), mean_row(list(theirs[key].values()))
+        first = next(iter(mine[key].values()))
+        lines.append({
+            "step": key[0], "images": first["images"], "resolution": key[1],
+            "alpha": first.get("alpha", 1.0),
+            "ratio": {k: v / base["swd"][k] for k, v in own["swd"].items()},
+            "per_run": {name: row["swd"]["avg"] / base["swd"]["avg"]
+                        for name, row in sorted(mine[key].items())},
+            "runs": (own["runs"], base["runs"]),
+            "ms_ssim": (own["ms_ssim_fake"], base["ms_ssim_fake"], base["ms_ssim_real"])})
+    return lines
+
+
+def versus_source_table(lines, system, source="source"):
+    """Markdown of `versus_source`: one row a step, the levels finest first."""
+    if not lines:
+        return f"No step where both {system} and the {source} scored."
+    names = list(lines[0]["per_run"])
+    levels = sorted({k for line in lines for k in line["ratio"] if k != "avg"},
+                    key=int, reverse=True)
+    out = ["| images, stage | " + " | ".join(f"SWD {k}" for k in levels)
+           + f" | SWD avg | avg per run | MS-SSIM fake, {system} / {source} (real) | runs |",
+           "|" + "---|" * (len(levels) + 5)]
+    for line in lines:
+        res, alpha = line["resolution"], line["alpha"]
+        stage = f"{res}x{res}" + ("" if alpha >= 1.0 else f", a = {alpha:.2f}")
+        cells = [f"{line['ratio'][k]:.2f}x" if k in line["ratio"] else "" for k in levels]
+        per_run = " / ".join(f"{line['per_run'][n]:.2f}x" if n in line["per_run"] else "-"
+                             for n in names)
+        fake, base, real = line["ms_ssim"]
+        out.append(f"| {line['images']:,}, {stage} | " + " | ".join(cells)
+                   + f" | {line['ratio']['avg']:.2f}x | {per_run} | {fake:.3f} / {base:.3f}"
+                   f" ({real:.3f}) | {line['runs'][0]} / {line['runs'][1]} |")
+    return "\n".join(out)
+
+
 # ---- time to quality -------------------------------------------------------------
 
 def phase_over(run, resolution, res_step):
@@ -228,11 +282,18 @@ def time_to_quality_text(ttq, source="source"):
     return "\n".join(lines)
 
 
-def report_markdown(ends, ttq, source="source"):
+def report_markdown(ends, versus, ttq, source="source"):
+    """`versus`: {system: versus_source(...)}."""
     parts = ["## SWD at each phase end (x 1e3; same step = same images shown)",
              "Ratios are each system's mean over its runs / the source's mean, level by "
              "level; the reals' floor is the mean of the floor file's splits."]
     parts += [phase_end_table(end, source) for end in ends]
+    for system, lines in versus.items():
+        parts += [f"## {system} / {source} at every step both scored",
+                  f"Ratios of means level by level; \"avg per run\": each {system} run's "
+                  f"SWD avg / the {source}'s mean ({', '.join(lines[0]['per_run']) if lines else ''})"
+                  "; \"runs\": how many runs each mean has.",
+                  versus_source_table(lines, system, source)]
     parts += [f"## Time to quality at {ttq['resolution']}x{ttq['resolution']}",
               time_to_quality_text(ttq, source)]
     return "\n\n".join(parts) + "\n"
@@ -368,13 +429,16 @@ def main(argv=None):
         print(f"study_report.py: error: {e}", file=sys.stderr)
         return 1
     ends = phase_ends(runs, floors, args.res_step, args.source)
+    versus = {system: versus_source(runs, system, args.source)
+              for system in sorted({r["system"] for r in runs} - {args.source})}
     ttq = time_to_quality(runs, args.resolution, args.res_step, args.source)
-    text = report_markdown(ends, ttq, args.source)
+    text = report_markdown(ends, versus, ttq, args.source)
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "report.md"), "w") as f:
         f.write(text)
     with open(os.path.join(out, "report.json"), "w") as f:
-        json.dump({"phase_ends": ends, "time_to_quality": ttq, "floors": floors}, f, indent=1)
+        json.dump({"phase_ends": ends, "versus_source": versus, "time_to_quality": ttq,
+                   "floors": floors}, f, indent=1)
     plot(runs, floors, resolutions, os.path.join(out, "quality_vs_time.png"))
     print(text)
     return 0

@@ -156,3 +156,22 @@ def test_errors_are_one_line_and_the_runs_are_never_written(study):
     result = report(tmp_path, f"--runs={tmp_path / 'none'}", f"--out={tmp_path / 'out'}")
     assert result.stderr.strip().splitlines() == [
         f"study_report.py: error: --runs: no folder {tmp_path / 'none'}"]
+
+
+def test_every_step_both_scored_against_the_source(study):
+    """The fades' points too, not only the phase ends; each run's avg over the source's mean."""
+    tmp_path, runs, floor = study
+    result = report(tmp_path, f"--runs={runs}", f"--out={tmp_path / 'out'}")
+    assert result.returncode == 0, result.stderr
+    versus = json.loads((tmp_path / "out" / "report.json").read_text())["versus_source"]
+    half = versus["mel_tf_seed_w0.5"]
+    # Both scored at 5,000 (64) and 5,250-6,000 (128); 7,000 is 128 for the source only.
+    assert [(v["step"], v["resolution"]) for v in half] == [
+        (5000, 64), (5250, 128), (5500, 128), (5750, 128), (6000, 128)]
+    at_5500 = half[2]
+    assert at_5500["ratio"]["avg"] == pytest.approx((65 + 80) / (80 + 85))
+    assert at_5500["per_run"] == pytest.approx({"mel_tf_seed_w0.5_seed0": 65 / 82.5,
+                                                "mel_tf_seed_w0.5_seed1": 80 / 82.5})
+    assert half[0]["ratio"]["64"] == pytest.approx((35 + 49) / (60 + 80))
+    assert [v["step"] for v in versus["mel_tf"]] == [5000, 5250, 5500]
+    assert "| 44,000, 128x128 | " in result.stdout and "0.88x" in result.stdout
