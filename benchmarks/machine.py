@@ -27,6 +27,24 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+# The vector features that decide which kernels run; the model name alone ("AMD EPYC")
+# can be an AVX2-only machine or one with AVX-512 and native bfloat16.
+VECTOR_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile")
+
+
+def cpu_flags() -> list:
+    """The VECTOR_FLAGS that /proc/cpuinfo lists for this CPU."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    present = set(line.split(":", 1)[1].split())
+                    return [flag for flag in VECTOR_FLAGS if flag in present]
+    except OSError:
+        pass
+    return []
+
+
 def package_version(name):
     try:
         return importlib.metadata.version(name)
@@ -35,7 +53,8 @@ def package_version(name):
 
 
 def machine_info(packages=("tensorflow-cpu", "tensorflow", "keras"), load_before=None) -> dict:
-    info = {"platform": platform.platform(), "cpu": cpu_model(), "cpu_count": os.cpu_count(),
+    info = {"platform": platform.platform(), "cpu": cpu_model(), "cpu_flags": cpu_flags(),
+            "cpu_count": os.cpu_count(),
             "python": platform.python_version(),
             "packages": {p: v for p in packages if (v := package_version(p))},
             "load_average_after": [round(x, 2) for x in os.getloadavg()]}

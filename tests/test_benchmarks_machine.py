@@ -92,3 +92,12 @@ def test_allocator_ab_steady_state_is_per_step():
     assert got["median_s"] == 0.75 and got["steps"] == 2
     assert got["page_faults"] == 200 and abs(got["user_s"] - 0.8) < 1e-12
     assert abs(got["kernel_s"] - 0.2) < 1e-12
+
+
+def test_machine_info_names_the_cpus_vector_features():
+    """Two machines both called "AMD EPYC" differ in AVX-512 and bfloat16: the JSON says which."""
+    with open("/proc/cpuinfo") as f:
+        listed = set(next(line for line in f if line.startswith("flags")).split(":", 1)[1].split())
+    info = machine.machine_info()
+    assert info["cpu_flags"] == [f for f in machine.VECTOR_FLAGS if f in listed]
+    assert ("avx512_bf16" in info["cpu_flags"]) == ("avx512_bf16" in listed)
