@@ -16,8 +16,9 @@ it); "mel_tf" is mel_tf's seed preset at full width trained by
 mel_tf.training.train with contrast augmentation off, as the source's code has
 none. --preset, --width, --min_channels, --widen_to_floor, --upsampling,
 --mbstd_group_size, --learning_rates, --fade_steps, --stable_steps, --phase_steps,
---ema_decay, --final_lr, --gp_weight and --fade_real_images try other mel_tf configurations on the
-same budget (the run's name then says which).
+--ema_decay, --final_lr, --gp_weight, --mixed_precision, --noxla and
+--fade_real_images try other mel_tf configurations on the same budget (the run's
+name then says which).
 Each run's EMA generator makes --num_images icons from the same latents
 (mel_tf.deploy.seeds.latents_for_seed), scored with mel_tf.metrics against the
 same real icons. A run leaves OUT/runs/<system>_seed<seed>/row.json and
@@ -80,6 +81,10 @@ flags.DEFINE_string("learning_rates", "", "mel_tf's per-resolution learning rate
 flags.DEFINE_float("final_lr", None, "mel_tf's learning rate in the last phase (default: no drop).")
 flags.DEFINE_float("gp_weight", None, "mel_tf's gradient penalty weight (default the "
                    "TrainConfig's, the source's 10).")
+flags.DEFINE_bool("mixed_precision", False, "mel_tf computes in bfloat16 with float32 "
+                  "weights (Execution.mixed_precision).")
+flags.DEFINE_bool("xla", True, "mel_tf's step as one XLA executable (Execution.xla); "
+                  "--noxla: a TensorFlow graph, oneDNN's kernels.")
 flags.DEFINE_bool("fade_real_images", False, "mel_tf blends the reals during fades too (the paper).")
 flags.DEFINE_integer("num_images", 512, "Icons per set for the metrics.")
 flags.DEFINE_integer("holdout", 0, "Icons kept out of training (a fixed random choice), "
@@ -362,7 +367,7 @@ def mel_tf_settings() -> dict:
             "fade_steps": F.fade_steps or F.res_step,
             "stable_steps": F.stable_steps or F.res_step, "ema_decay": F.ema_decay,
             "final_lr": F.final_lr, "fade_real_images": F.fade_real_images,
-            "gp_weight": F.gp_weight,
+            "gp_weight": F.gp_weight, "mixed_precision": F.mixed_precision, "xla": F.xla,
             "learning_rates": F.learning_rates, "phase_steps": F.phase_steps}
 
 
@@ -423,7 +428,7 @@ def mel_tf_configs():
 def train_mel_tf(training, logdir, stages):
     """mel_tf's --preset on the same schedule, checkpointed like the source's run;
     returns (generate, images shown, latent size)."""
-    from mel_tf.config import LoopOptions
+    from mel_tf.config import Execution, LoopOptions
     from mel_tf.training.evaluation import generate_uint8
     from mel_tf.training.rundir import Records, load_ema_generator
     from mel_tf.training.loop import train
@@ -441,7 +446,8 @@ def train_mel_tf(training, logdir, stages):
                    options=LoopOptions(progress=False, sample_every_images=0, metrics_images=0,
                                        checkpoint_every_images=F.checkpoint_every * BATCH,
                                        stop_after_steps=F.stop_at),
-                   callbacks=extra + [timeline_callback(timeline, net)])
+                   callbacks=extra + [timeline_callback(timeline, net)],
+                   execution=Execution(xla=s["xla"], mixed_precision=s["mixed_precision"]))
     if not status["done"] and status["step"] == F.stop_at:
         raise SystemExit(saved_at(logdir))
     if not status["done"]:
@@ -480,6 +486,10 @@ def system_name() -> str:
         name += f"_finallr{s['final_lr']:g}"
     if s["gp_weight"] is not None:
         name += f"_gp{s['gp_weight']:g}"
+    if s["mixed_precision"]:
+        name += "_bf16"
+    if not s["xla"]:
+        name += "_noxla"
     if s["learning_rates"]:
         name += "_lr" + s["learning_rates"].replace(":", "-").replace(",", "_")
     if s["phase_steps"]:
