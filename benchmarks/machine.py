@@ -16,15 +16,20 @@ import threading
 import time
 
 
-def cpu_model() -> str:
+def cpuinfo_field(name: str):
+    """The value of the first `name` line of /proc/cpuinfo, or None where there is none."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
+                if line.startswith(name):
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return None
+
+
+def cpu_model() -> str:
+    return cpuinfo_field("model name") or platform.processor() or platform.machine()
 
 
 # The vector features that decide which kernels run; the model name alone ("AMD EPYC")
@@ -34,15 +39,8 @@ VECTOR_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf1
 
 def cpu_flags() -> list:
     """The VECTOR_FLAGS that /proc/cpuinfo lists for this CPU."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    present = set(line.split(":", 1)[1].split())
-                    return [flag for flag in VECTOR_FLAGS if flag in present]
-    except OSError:
-        pass
-    return []
+    present = set((cpuinfo_field("flags") or "").split())
+    return [flag for flag in VECTOR_FLAGS if flag in present]
 
 
 def package_version(name):

@@ -95,6 +95,15 @@ def scored(run, resolution=None):
             and (resolution is None or r["resolution"] == resolution)]
 
 
+def by_step(runs):
+    """{(step, resolution): {run name: scored row}} of the runs."""
+    groups = {}
+    for run in runs:
+        for row in scored(run):
+            groups.setdefault((row["step"], row["resolution"]), {})[run["name"]] = row
+    return groups
+
+
 # ---- SWD at the phase ends ------------------------------------------------------
 
 def mean_row(rows):
@@ -109,11 +118,7 @@ def phase_ends(runs, floors, res_step, source="source"):
     """[{step, images, resolution, runs: {name: row}, means: {system: mean_row},
     ratios: {system: {level: mean / source mean}}, floor}] for every phase end that
     some run has scored, by step, then resolution."""
-    groups = {}
-    for run in runs:
-        for row in scored(run):
-            if row["step"] % res_step == 0:
-                groups.setdefault((row["step"], row["resolution"]), {})[run["name"]] = row
+    groups = {key: rows for key, rows in by_step(runs).items() if key[0] % res_step == 0}
     system = {run["name"]: run["system"] for run in runs}
     ends = []
     for (step, resolution), rows in sorted(groups.items()):
@@ -160,14 +165,8 @@ def versus_source(runs, system, source="source"):
     """[{step, images, resolution, alpha, ratio: {level: mean / source mean}, per_run:
     {name: SWD avg / source mean avg}, ms_ssim: (system's, source's, reals')}] at every
     step where `system` and the source both scored at one resolution, by step."""
-    def at_steps(name):
-        rows = {}
-        for run in runs:
-            if run["system"] == name:
-                for row in scored(run):
-                    rows.setdefault((row["step"], row["resolution"]), {})[run["name"]] = row
-        return rows
-    mine, theirs = at_steps(system), at_steps(source)
+    mine = by_step([r for r in runs if r["system"] == system])
+    theirs = by_step([r for r in runs if r["system"] == source])
     lines = []
     for key in sorted(mine.keys() & theirs.keys()):
         own, base = mean_row(list(mine[key].values())), mean_row(list(theirs[key].values()))
