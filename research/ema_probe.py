@@ -18,6 +18,7 @@ import os
 from absl import app, flags
 
 from research import source_study as study
+from research.stages import stage_generator
 
 flags.DEFINE_list("logdirs", [], "mel_tf run directories of the study.")
 F = flags.FLAGS
@@ -49,7 +50,7 @@ def probe(scorers, logdir) -> dict:
     score = scorers(net.latent_dim)
     row = {"logdir": logdir, "step": step, "images": shown}
     for name, generator in (("raw", raw), ("ema", ema)):
-        resolution, alpha = study.stage_generator(generator, net, train_cfg, shown)
+        resolution, alpha = stage_generator(generator, net, train_cfg, shown)
         row[name] = score(lambda z: generate_uint8(generator, z, net), resolution)
     row.update(resolution=resolution, alpha=alpha)
     return row

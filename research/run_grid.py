@@ -3,7 +3,7 @@
     python -m research.run_grid --out=GRID.png RUN_DIR [RUN_DIR ...]
 
 Each row is 8 icons of the run's EMA generator at its newest checkpoint, at the stage
-its own schedule has reached there (research.source_study.stage_generator), from the
+its own schedule has reached there (research.stages.stage_generator), from the
 study's fixed latents (mel_tf.deploy.seeds.latents_for_seed(0, ...)); GRID.txt names
 the rows. Icons are shown at their own size, not enlarged.
 """
@@ -23,7 +23,7 @@ def row(logdir):
     from mel_tf.deploy.seeds import latents_for_seed
     from mel_tf.training.evaluation import generate_uint8
     from mel_tf.training.rundir import load_ema_generator
-    from research.source_study import stage_generator
+    from research.stages import stage_generator
 
     generator, net, train_cfg, shown = load_ema_generator(logdir)
     resolution, alpha = stage_generator(generator, net, train_cfg, shown)

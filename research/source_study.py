@@ -40,6 +40,7 @@ import time
 from absl import app, flags
 
 from mel_tf.config import UPSAMPLINGS
+from research.stages import stage_of
 
 
 flags.DEFINE_enum("system", "mel_tf", ["mel_tf", "source"], "What trains.")
@@ -137,18 +138,6 @@ def study_icons():
     return data_lib.open_dataset(dataset="twemoji_faces", max_resolution=F.resolution)
 
 
-def stage_generator(generator, net_cfg, train_cfg, images):
-    """Sets `generator` to the stage and a that a run of these configs has reached
-    after `images` images (a run's own configs, whatever the study's flags say);
-    returns (resolution, a)."""
-    from mel_tf.training.schedule import schedule_for
-
-    resolution, alpha = stage_of(schedule_for(net_cfg, train_cfg), images)
-    generator.set_stage(resolution, alpha < 1.0)
-    generator.set_alpha(alpha)
-    return resolution, alpha
-
-
 def stage_count() -> int:
     """The schedule's resolutions, 4x4 to --resolution."""
     return int(math.log2(F.resolution)) - 1
@@ -168,13 +157,6 @@ def study_schedule():
     images = F.res_step * BATCH
     return schedule_for(source_networks(F.resolution),
                         TrainConfig(fade_images=images, stable_images=images, batch_size=BATCH))
-
-
-def stage_of(schedule, images):
-    """(resolution, a) of the networks after `images` images of `schedule`; a is the
-    fraction of a fade done (1 outside fades and at a fade's end)."""
-    index = schedule.locate(max(images - 1, 0)).phase_index
-    return schedule.phases[index].resolution, schedule.alpha(index, images)
 
 
 def stage_at(step):

@@ -22,6 +22,7 @@ from absl import app, flags
 
 from research import source_study as study
 from research.spectrum import band_shares
+from research.stages import stage_generator
 
 flags.DEFINE_list("logdirs", [], "mel_tf run directories of the study.")
 flags.DEFINE_list("icon_files", [], "icons.npz files of finished study runs (either system): "
@@ -46,7 +47,7 @@ def probe(training, real_shares, logdir) -> dict:
 
     generator, net, train_cfg, shown = load_ema_generator(logdir)
     step = shown // study.BATCH
-    _, alpha = study.stage_generator(generator, net, train_cfg, shown)
+    _, alpha = stage_generator(generator, net, train_cfg, shown)
     n = min(F.num_images, len(training))
     fake = generate_uint8(generator, latents_for_seed(0, n, net.latent_dim), net)
     return compared(real_shares, logdir, fake, step=step, images=shown, alpha=alpha)
